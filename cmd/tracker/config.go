@@ -1,0 +1,138 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/webtracker/tracker/internal/domain"
+	"github.com/webtracker/tracker/internal/web"
+)
+
+// config is everything the service can be told at start.
+type config struct {
+	addr        string
+	logFormat   string
+	logLevel    string
+	showVersion bool
+
+	requestTimeout    time.Duration
+	readHeaderTimeout time.Duration
+	readTimeout       time.Duration
+	writeTimeout      time.Duration
+	idleTimeout       time.Duration
+	maxHeaderBytes    int
+	shutdownTimeout   time.Duration
+	shutdownDelay     time.Duration
+
+	rateLimit      float64
+	rateBurst      int
+	trustedProxies []netip.Prefix
+
+	tlsCert, tlsKey string
+
+	policy domain.URLPolicy
+}
+
+// errHelp reports that -h was asked for and answered.
+var errHelp = flag.ErrHelp
+
+// parseConfig reads flags from args, each defaulting to its environment
+// variable TRACKER_<NAME> when set, then to its built-in default. A flag on
+// the command line wins over the environment.
+func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*config, error) {
+	var c config
+	var trusted string
+	fs := flag.NewFlagSet("tracker", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	fs.StringVar(&c.addr, "addr", ":8080", "listen address (host:port)")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text (development) or json (production)")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.BoolVar(&c.showVersion, "version", false, "print the version and exit")
+
+	fs.DurationVar(&c.requestTimeout, "request-timeout", 5*time.Second, "deadline of each request's context")
+	fs.DurationVar(&c.readHeaderTimeout, "read-header-timeout", 5*time.Second, "time allowed to read a request's headers")
+	fs.DurationVar(&c.readTimeout, "read-timeout", 10*time.Second, "time allowed to read a whole request")
+	fs.DurationVar(&c.writeTimeout, "write-timeout", 10*time.Second, "time allowed to write a response")
+	fs.DurationVar(&c.idleTimeout, "idle-timeout", 2*time.Minute, "how long an idle keep-alive connection is kept")
+	fs.IntVar(&c.maxHeaderBytes, "max-header-bytes", 64<<10, "largest request header accepted, in bytes")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may take to finish on shutdown")
+	fs.DurationVar(&c.shutdownDelay, "shutdown-delay", 0, "how long /readyz answers 503 before the listener closes on shutdown (lets a load balancer notice)")
+
+	fs.Float64Var(&c.rateLimit, "rate-limit", 0, "events per second allowed per client IP on ingest (0 = no limit)")
+	fs.IntVar(&c.rateBurst, "rate-burst", 50, "events a client IP may send at once above -rate-limit")
+	fs.StringVar(&trusted, "trusted-proxies", "", "comma-separated CIDR list of proxies whose X-Forwarded-For is believed")
+
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate file (PEM); with -tls-key, serve HTTPS (TLS 1.2+, HTTP/2)")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS private key file (PEM)")
+
+	fs.BoolVar(&c.policy.StripQuery, "url-strip-query", false, "page identity ignores the whole query string")
+	fs.BoolVar(&c.policy.FoldTrailingSlash, "url-fold-trailing-slash", false, "page identity treats /a/ and /a as one page")
+
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: tracker [flags]\n\nEvery flag can also be set by the environment variable TRACKER_<NAME>,\ne.g. -log-level by TRACKER_LOG_LEVEL; a flag given here wins.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := envName(f.Name)
+		if v := getenv(name); v != "" && envErr == nil {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("environment variable %s=%q: %v", name, v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return nil, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	var err error
+	if c.trustedProxies, err = web.ParsePrefixes(trusted); err != nil {
+		return nil, fmt.Errorf("-trusted-proxies: %w", err)
+	}
+	return &c, c.validate()
+}
+
+// envName is the environment variable of a flag: log-level → TRACKER_LOG_LEVEL.
+func envName(flagName string) string {
+	return "TRACKER_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func (c *config) validate() error {
+	var errs []error
+	if c.logFormat != "text" && c.logFormat != "json" {
+		errs = append(errs, fmt.Errorf("-log-format must be text or json, not %q", c.logFormat))
+	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		errs = append(errs, errors.New("-tls-cert and -tls-key go together"))
+	}
+	if c.rateLimit < 0 {
+		errs = append(errs, errors.New("-rate-limit must not be negative"))
+	}
+	for _, t := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"-request-timeout", c.requestTimeout}, {"-read-header-timeout", c.readHeaderTimeout},
+		{"-read-timeout", c.readTimeout}, {"-write-timeout", c.writeTimeout},
+		{"-idle-timeout", c.idleTimeout}, {"-shutdown-timeout", c.shutdownTimeout},
+	} {
+		if t.d <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive", t.name))
+		}
+	}
+	if c.maxHeaderBytes <= 0 {
+		errs = append(errs, errors.New("-max-header-bytes must be positive"))
+	}
+	return errors.Join(errs...)
+}

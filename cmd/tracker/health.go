@@ -1,0 +1,37 @@
+package main
+
+import (
+	"net/http"
+	"sync/atomic"
+
+	"github.com/webtracker/tracker/api"
+	"github.com/webtracker/tracker/internal/web"
+)
+
+// healthz answers 200 while the process can serve at all (liveness).
+func healthz() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		web.WriteJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
+	})
+}
+
+// readyz answers 200 while the service takes traffic and 503 once shutdown
+// has begun, so that a load balancer stops sending before the listener closes.
+func readyz(ready *atomic.Bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !ready.Load() {
+			web.Error(w, r, &web.StatusError{Status: http.StatusServiceUnavailable, Slug: "not-ready",
+				Detail: "the service is shutting down"})
+			return
+		}
+		web.WriteJSON(w, r, http.StatusOK, map[string]string{"status": "ready"})
+	})
+}
+
+// openAPI serves the OpenAPI document of the API.
+func openAPI() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		_, _ = w.Write(api.OpenAPI)
+	})
+}

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"github.com/webtracker/tracker/internal/infra/memstore"
+	"github.com/webtracker/tracker/internal/web"
+)
+
+// run is the whole program: it reads its configuration from args and getenv,
+// serves until ctx is done, then shuts down gracefully. Tests call it with
+// their own arguments, in parallel.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig(args, getenv, stdout)
+	if errors.Is(err, errHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if cfg.showVersion {
+		fmt.Fprintln(stdout, "tracker", buildVersion())
+		return nil
+	}
+	logger, err := newLogger(stderr, cfg.logFormat, cfg.logLevel)
+	if err != nil {
+		return err
+	}
+
+	var tlsConfig *tls.Config
+	if cfg.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.tlsCert, cfg.tlsKey)
+		if err != nil {
+			return fmt.Errorf("loading the TLS key pair: %w", err)
+		}
+		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	}
+
+	store := memstore.New()
+	var ready atomic.Bool
+	var limiter *web.RateLimiter
+	if cfg.rateLimit > 0 {
+		limiter = web.NewRateLimiter(cfg.rateLimit, cfg.rateBurst, time.Now)
+	}
+	handler := newHandler(deps{
+		logger:         logger,
+		store:          store,
+		policy:         cfg.policy,
+		ready:          &ready,
+		limiter:        limiter,
+		clientIPs:      web.NewClientIPs(cfg.trustedProxies),
+		requestTimeout: cfg.requestTimeout,
+	})
+
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: cfg.readHeaderTimeout,
+		ReadTimeout:       cfg.readTimeout,
+		WriteTimeout:      cfg.writeTimeout,
+		IdleTimeout:       cfg.idleTimeout,
+		MaxHeaderBytes:    cfg.maxHeaderBytes,
+		TLSConfig:         tlsConfig,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return err
+	}
+	scheme := "http"
+	if tlsConfig != nil {
+		scheme = "https"
+	}
+	logger.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "version", buildVersion())
+
+	serveErr := make(chan error, 1)
+	go func() {
+		if tlsConfig != nil {
+			// Certificates are in TLSConfig; ServeTLS adds HTTP/2.
+			serveErr <- srv.ServeTLS(ln, "", "")
+		} else {
+			serveErr <- srv.Serve(ln)
+		}
+	}()
+	ready.Store(true)
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serving: %w", err)
+	case <-ctx.Done():
+	}
+	return shutdown(logger, srv, &ready, cfg, serveErr)
+}
+
+// shutdown turns readiness off, waits -shutdown-delay so that a load balancer
+// can stop sending, then closes the listener and lets in-flight requests
+// finish within -shutdown-timeout.
+func shutdown(logger *slog.Logger, srv *http.Server, ready *atomic.Bool, cfg *config, serveErr <-chan error) error {
+	ready.Store(false)
+	logger.Info("shutting down", "delay", cfg.shutdownDelay, "timeout", cfg.shutdownTimeout)
+	time.Sleep(cfg.shutdownDelay)
+
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("in-flight requests did not finish within %v: %w", cfg.shutdownTimeout, err)
+	}
+	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serving: %w", err)
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("-log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}
+
+// buildVersion is the stamped version, else the module version or VCS
+// revision recorded by the Go toolchain.
+func buildVersion() string {
+	if version != "dev" {
+		return version
+	}
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return "dev-" + s.Value[:12]
+			}
+		}
+	}
+	return version
+}

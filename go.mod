@@ -1,0 +1,3 @@
+module github.com/webtracker/tracker
+
+go 1.26.8

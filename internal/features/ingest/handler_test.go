@@ -1,0 +1,146 @@
+package ingest_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/webtracker/tracker/internal/domain"
+	"github.com/webtracker/tracker/internal/features/ingest"
+	"github.com/webtracker/tracker/internal/web"
+)
+
+// recorder keeps what it is given, so a test can tell what was counted.
+type recorder struct {
+	mu    sync.Mutex
+	views []domain.PageView
+	err   error
+}
+
+func (r *recorder) Record(_ context.Context, v domain.PageView) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return r.err
+	}
+	r.views = append(r.views, v)
+	return nil
+}
+
+// onlyReader hides the length of a body, as a chunked upload does.
+type onlyReader struct{ io.Reader }
+
+func TestHandler(t *testing.T) {
+	t.Parallel()
+	big := `{"visitor_id":"v","url":"https://a.com/","pad":"` + strings.Repeat("x", ingest.MaxBodyBytes) + `"}`
+	tests := []struct {
+		name        string
+		contentType string
+		body        io.Reader
+		storeErr    error
+		wantStatus  int
+		wantType    string // problem type slug
+		wantFields  []string
+		wantPage    string // canonical page recorded on success
+	}{
+		{name: "json", contentType: "application/json", body: strings.NewReader(`{"visitor_id":"v1","url":"HTTPS://Example.COM:443/a?utm_source=x#top"}`),
+			wantStatus: http.StatusAccepted, wantPage: "https://example.com/a"},
+		{name: "text/plain from sendBeacon", contentType: "text/plain;charset=UTF-8", body: strings.NewReader(`{"visitor_id":"v1","url":"https://example.com/"}`),
+			wantStatus: http.StatusAccepted, wantPage: "https://example.com/"},
+		{name: "no content type", body: strings.NewReader(`{"visitor_id":"v1","url":"https://example.com/"}`),
+			wantStatus: http.StatusAccepted, wantPage: "https://example.com/"},
+		{name: "body at the limit", contentType: "application/json", body: strings.NewReader(padTo(ingest.MaxBodyBytes)),
+			wantStatus: http.StatusAccepted, wantPage: "https://example.com/"},
+		{name: "form type", contentType: "application/x-www-form-urlencoded", body: strings.NewReader(`visitor_id=v&url=x`),
+			wantStatus: http.StatusUnsupportedMediaType, wantType: "unsupported-media-type"},
+		{name: "too large by length", contentType: "application/json", body: strings.NewReader(big),
+			wantStatus: http.StatusRequestEntityTooLarge, wantType: "body-too-large"},
+		{name: "too large chunked", contentType: "application/json", body: onlyReader{strings.NewReader(big)},
+			wantStatus: http.StatusRequestEntityTooLarge, wantType: "body-too-large"},
+		{name: "one byte over", contentType: "application/json", body: onlyReader{strings.NewReader(padTo(ingest.MaxBodyBytes + 1))},
+			wantStatus: http.StatusRequestEntityTooLarge, wantType: "body-too-large"},
+		{name: "malformed", contentType: "application/json", body: strings.NewReader(`{"visitor_id":`),
+			wantStatus: http.StatusBadRequest, wantType: "malformed-body"},
+		{name: "not an object", body: strings.NewReader(`["v","https://a.com/"]`),
+			wantStatus: http.StatusBadRequest, wantType: "malformed-body"},
+		{name: "missing field", body: strings.NewReader(`{"url":"https://a.com/"}`),
+			wantStatus: http.StatusBadRequest, wantType: "validation", wantFields: []string{"visitor_id"}},
+		{name: "both values invalid", body: strings.NewReader(`{"visitor_id":"","url":"ftp://a.com/"}`),
+			wantStatus: http.StatusBadRequest, wantType: "validation", wantFields: []string{"visitor_id", "url"}},
+		{name: "visitor id too long", body: strings.NewReader(`{"visitor_id":"` + strings.Repeat("v", 257) + `","url":"https://a.com/"}`),
+			wantStatus: http.StatusBadRequest, wantType: "validation", wantFields: []string{"visitor_id"}},
+		{name: "control character", body: strings.NewReader(`{"visitor_id":"a\u0007b","url":"https://a.com/"}`),
+			wantStatus: http.StatusBadRequest, wantType: "validation", wantFields: []string{"visitor_id"}},
+		{name: "user info", body: strings.NewReader(`{"visitor_id":"v","url":"https://u:p@a.com/"}`),
+			wantStatus: http.StatusBadRequest, wantType: "validation", wantFields: []string{"url"}},
+		{name: "relative url", body: strings.NewReader(`{"visitor_id":"v","url":"/pricing"}`),
+			wantStatus: http.StatusBadRequest, wantType: "validation", wantFields: []string{"url"}},
+		{name: "store unavailable", body: strings.NewReader(`{"visitor_id":"v","url":"https://a.com/"}`), storeErr: fmt.Errorf("redis: %w", domain.ErrUnavailable),
+			wantStatus: http.StatusServiceUnavailable, wantType: "unavailable"},
+		{name: "store fails", body: strings.NewReader(`{"visitor_id":"v","url":"https://a.com/"}`), storeErr: errors.New("disk on fire"),
+			wantStatus: http.StatusInternalServerError, wantType: "internal"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			rec := &recorder{err: tt.storeErr}
+			req := httptest.NewRequest(http.MethodPost, "/api/v1/events", tt.body)
+			if tt.contentType != "" {
+				req.Header.Set("Content-Type", tt.contentType)
+			}
+			w := httptest.NewRecorder()
+			ingest.Handler(rec, domain.URLPolicy{}).ServeHTTP(w, req)
+
+			if w.Code != tt.wantStatus {
+				t.Fatalf("status = %d, want %d; body %s", w.Code, tt.wantStatus, w.Body)
+			}
+			if tt.wantStatus == http.StatusAccepted {
+				if len(rec.views) != 1 || rec.views[0].Page.String() != tt.wantPage {
+					t.Fatalf("recorded %v, want one view of %s", rec.views, tt.wantPage)
+				}
+				return
+			}
+			if len(rec.views) != 0 {
+				t.Fatalf("a rejected event was recorded: %v", rec.views)
+			}
+			checkProblem(t, w, tt.wantStatus, tt.wantType, tt.wantFields)
+		})
+	}
+}
+
+// padTo returns a valid event body of exactly n bytes.
+func padTo(n int) string {
+	head := `{"visitor_id":"v","url":"https://example.com/","pad":"`
+	return head + strings.Repeat("x", n-len(head)-2) + `"}`
+}
+
+func checkProblem(t *testing.T, w *httptest.ResponseRecorder, status int, slug string, fields []string) {
+	t.Helper()
+	if ct := w.Header().Get("Content-Type"); ct != "application/problem+json" {
+		t.Errorf("Content-Type = %q, want application/problem+json", ct)
+	}
+	var p web.Problem
+	if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil {
+		t.Fatalf("problem body %q: %v", w.Body, err)
+	}
+	if p.Status != status || p.Type != web.ProblemTypePrefix+slug || p.Title != http.StatusText(status) || p.Detail == "" {
+		t.Errorf("problem = %+v, want status %d, type %s, a title and a detail", p, status, slug)
+	}
+	var got []string
+	for _, f := range p.Errors {
+		got = append(got, f.Field)
+		if f.Reason == "" {
+			t.Errorf("field %s has no reason", f.Field)
+		}
+	}
+	if strings.Join(got, ",") != strings.Join(fields, ",") {
+		t.Errorf("problem names fields %v, want %v", got, fields)
+	}
+}
