@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"net/http"
 	"strings"
 	"sync"
@@ -14,26 +16,154 @@ import (
 	"github.com/webtracker/tracker/internal/web"
 )
 
-// TestReadmeExamples runs the README's curl examples against the real
-// service and checks the answers printed there.
+// TestReadmeExamples runs every curl line of the README's quick start
+// against the real service and compares the answers printed under it
+// (request ids aside, since they differ from run to run).
 func TestReadmeExamples(t *testing.T) {
 	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	examples := readmeExamples(t, string(readme))
+	if len(examples) < 5 {
+		t.Fatalf("found %d curl examples in the README, want at least 5", len(examples))
+	}
 	in := start(t, nil)
 	in.waitReady(t)
-
-	for _, v := range []string{"alice", "bob", "alice"} {
-		if s := in.post(t, v, "https://example.com/pricing?utm_source=newsletter"); s != http.StatusAccepted {
-			t.Fatalf("POST: %d", s)
+	for _, ex := range examples {
+		req, err := ex.request(strings.TrimPrefix(in.base, "http://"))
+		if err != nil {
+			t.Fatalf("%s: %v", ex.command, err)
+		}
+		resp, err := in.client.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", ex.command, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		switch {
+		case ex.want == "":
+			if resp.StatusCode >= 300 {
+				t.Errorf("%s: status %d %s", ex.command, resp.StatusCode, body)
+			}
+		case strings.HasPrefix(ex.want, "HTTP/1.1 "):
+			if got := "HTTP/1.1 " + resp.Status; got != ex.want {
+				t.Errorf("%s: %q, README shows %q", ex.command, got, ex.want)
+			}
+		default:
+			if got, want := withoutRequestID(t, string(body)), withoutRequestID(t, ex.want); got != want {
+				t.Errorf("%s:\n got  %s\n README %s", ex.command, got, want)
+			}
 		}
 	}
-	status, _, body := in.do(t, "GET", "/api/v1/visitors?url=https%3A%2F%2Fexample.com%2Fpricing", "", "")
-	if want := `{"url":"https://example.com/pricing","visitors":2}`; status != 200 || strings.TrimSpace(body) != want {
-		t.Errorf("GET visitors: %d %s, want 200 %s", status, body, want)
+}
+
+// example is one curl command of the README and the first line under it.
+type example struct {
+	command, want string
+}
+
+// readmeExamples reads the "$ curl" lines of the README's first sh block
+// that has any, each with the first output line printed under it.
+func readmeExamples(t *testing.T, readme string) []example {
+	t.Helper()
+	var out []example
+	inBlock := false
+	for _, l := range strings.Split(readme, "\n") {
+		switch {
+		case strings.HasPrefix(l, "```"):
+			if inBlock && len(out) > 0 {
+				return out
+			}
+			inBlock = l == "```sh"
+		case !inBlock:
+		case strings.HasPrefix(l, "$ curl "):
+			out = append(out, example{command: strings.TrimPrefix(l, "$ ")})
+		case l != "" && len(out) > 0 && out[len(out)-1].want == "":
+			out[len(out)-1].want = l
+		}
 	}
-	status, _, body = in.do(t, "GET", "/api/v1/visitors?url=https%3A%2F%2Fexample.com%2Fnever-seen", "", "")
-	if want := `{"url":"https://example.com/never-seen","visitors":0}`; status != 200 || strings.TrimSpace(body) != want {
-		t.Errorf("GET never seen: %d %s, want 200 %s", status, body, want)
+	return out
+}
+
+// request turns a curl command line of the README (options -i -s -X -H -d,
+// single quotes) into a request to host.
+func (ex example) request(host string) (*http.Request, error) {
+	args := shellWords(ex.command)[1:]
+	method, target, body := "GET", "", ""
+	header := http.Header{}
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; a {
+		case "-i", "-s":
+		case "-X", "-H", "-d":
+			if i+1 == len(args) {
+				return nil, fmt.Errorf("%s without a value", a)
+			}
+			i++
+			switch a {
+			case "-X":
+				method = args[i]
+			case "-H":
+				k, v, _ := strings.Cut(args[i], ":")
+				header.Set(k, strings.TrimSpace(v))
+			case "-d":
+				body = args[i]
+				if header.Get("Content-Type") == "" {
+					header.Set("Content-Type", "application/x-www-form-urlencoded") // what curl sends
+				}
+			}
+		default:
+			target = a
+		}
 	}
+	target = strings.Replace(target, "localhost:8080", host, 1)
+	req, err := http.NewRequest(method, "http://"+target, strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	return req, nil
+}
+
+// shellWords splits a command line on spaces, keeping single-quoted text whole.
+func shellWords(s string) []string {
+	var words []string
+	var cur strings.Builder
+	quoted, inWord := false, false
+	for _, r := range s {
+		switch {
+		case r == '\'':
+			quoted, inWord = !quoted, true
+		case r == ' ' && !quoted:
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+			}
+			inWord = false
+		default:
+			cur.WriteRune(r)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	return words
+}
+
+// withoutRequestID re-encodes a JSON object without its request_id.
+func withoutRequestID(t *testing.T, s string) string {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		t.Fatalf("not JSON: %s", s)
+	}
+	delete(m, "request_id")
+	b, _ := json.Marshal(m)
+	return string(b)
 }
 
 // TestContractStatuses walks every status code of the contract through the
