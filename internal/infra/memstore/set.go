@@ -15,7 +15,7 @@ type set struct {
 
 const (
 	// minSlots is the capacity of a set's first table: 64 bytes, one cache
-	// line, enough for the 6 visitors most pages never outgrow.
+	// line, room for 6 visitors.
 	minSlots = 8
 	// A set grows once it is 3/4 full. Linear probing then costs about 2.5
 	// probes for a hit and 8.5 for a miss at worst, still within one or two
