@@ -35,6 +35,9 @@ type config struct {
 
 	tlsCert, tlsKey string
 
+	debugAddr string
+	accessLog string
+
 	policy domain.URLPolicy
 }
 
@@ -69,6 +72,9 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*
 
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate file (PEM); with -tls-key, serve HTTPS (TLS 1.2+, HTTP/2)")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS private key file (PEM)")
+
+	fs.StringVar(&c.debugAddr, "debug-addr", "", "admin listen address for pprof (e.g. 127.0.0.1:6060); empty = off; never the public port")
+	fs.StringVar(&c.accessLog, "access-log", "all", "access lines: all (one per request at info) or errors (4xx/5xx at info, the rest at debug)")
 
 	fs.BoolVar(&c.policy.StripQuery, "url-strip-query", false, "page identity ignores the whole query string")
 	fs.BoolVar(&c.policy.FoldTrailingSlash, "url-fold-trailing-slash", false, "page identity treats /a/ and /a as one page")
@@ -112,6 +118,12 @@ func (c *config) validate() error {
 	var errs []error
 	if c.logFormat != "text" && c.logFormat != "json" {
 		errs = append(errs, fmt.Errorf("-log-format must be text or json, not %q", c.logFormat))
+	}
+	if c.accessLog != "all" && c.accessLog != "errors" {
+		errs = append(errs, fmt.Errorf("-access-log must be all or errors, not %q", c.accessLog))
+	}
+	if c.debugAddr != "" && c.debugAddr == c.addr && !strings.HasSuffix(c.addr, ":0") {
+		errs = append(errs, errors.New("-debug-addr must not be the public -addr"))
 	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		errs = append(errs, errors.New("-tls-cert and -tls-key go together"))

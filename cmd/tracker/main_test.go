@@ -32,7 +32,8 @@ type instance struct {
 	client *http.Client
 	logs   *logWatcher
 	stop   context.CancelFunc
-	done   chan error
+	done   chan struct{} // closed when run returns, with its error in err
+	err    error
 }
 
 // start runs the tracker with args (after -addr 127.0.0.1:0 and JSON logs)
@@ -41,16 +42,19 @@ func start(t *testing.T, env map[string]string, args ...string) *instance {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := newLogWatcher()
-	in := &instance{client: &http.Client{Timeout: 10 * time.Second}, logs: logs, stop: cancel, done: make(chan error, 1)}
+	in := &instance{client: &http.Client{Timeout: 10 * time.Second}, logs: logs, stop: cancel, done: make(chan struct{})}
 	args = append([]string{"-addr", "127.0.0.1:0", "-log-format", "json"}, args...)
 	getenv := func(k string) string { return env[k] }
-	go func() { in.done <- run(ctx, args, getenv, io.Discard, logs) }()
+	go func() {
+		defer close(in.done)
+		in.err = run(ctx, args, getenv, io.Discard, logs)
+	}()
 	t.Cleanup(func() {
 		cancel()
 		select {
-		case err := <-in.done:
-			if err != nil {
-				t.Errorf("run: %v", err)
+		case <-in.done:
+			if in.err != nil {
+				t.Errorf("run: %v", in.err)
 			}
 		case <-time.After(20 * time.Second):
 			t.Error("run did not return after cancel")
@@ -60,8 +64,8 @@ func start(t *testing.T, env map[string]string, args ...string) *instance {
 	var line map[string]any
 	select {
 	case line = <-logs.waitFor("listening"):
-	case err := <-in.done:
-		t.Fatalf("run returned before listening: %v\nlogs:\n%s", err, logs)
+	case <-in.done:
+		t.Fatalf("run returned before listening: %v\nlogs:\n%s", in.err, logs)
 	case <-time.After(10 * time.Second):
 		t.Fatalf("no listening line after 10s; logs:\n%s", logs)
 	}

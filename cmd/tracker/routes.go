@@ -9,6 +9,7 @@ import (
 	"github.com/webtracker/tracker/internal/domain"
 	"github.com/webtracker/tracker/internal/features/ingest"
 	"github.com/webtracker/tracker/internal/features/visitors"
+	"github.com/webtracker/tracker/internal/infra/metrics"
 	"github.com/webtracker/tracker/internal/web"
 )
 
@@ -21,7 +22,9 @@ type store interface {
 // deps is what the handlers are built from; run makes each part.
 type deps struct {
 	logger         *slog.Logger
+	quietSuccess   bool // access lines of 2xx/3xx answers at Debug level
 	store          store
+	metrics        *metrics.Metrics
 	policy         domain.URLPolicy
 	ready          *atomic.Bool
 	limiter        *web.RateLimiter // nil: no rate limit
@@ -48,6 +51,7 @@ func routes(d deps) []route {
 		{http.MethodGet, "/healthz", healthz()},
 		{http.MethodGet, "/readyz", readyz(d.ready)},
 		{http.MethodGet, "/openapi.yaml", openAPI()},
+		{http.MethodGet, "/metrics", d.metrics.Handler()},
 	}
 }
 
@@ -66,13 +70,12 @@ func newHandler(d deps) http.Handler {
 	}
 	mux := http.NewServeMux()
 	for _, p := range paths {
-		mux.Handle(p, web.Methods(byPath[p]))
+		obs := d.metrics.Route(p, p == "/api/v1/events")
+		mux.Handle(p, web.Observed(obs, web.Methods(byPath[p])))
 	}
-	mux.Handle("/", web.NotFound())
+	mux.Handle("/", web.Observed(d.metrics.Route("other", false), web.NotFound()))
 	return web.Chain(mux,
-		web.RequestIDs(),
-		web.AccessLog(d.logger),
-		web.Recover(d.logger),
+		web.Observe(d.logger, d.quietSuccess),
 		web.Deadline(d.requestTimeout),
 	)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/webtracker/tracker/internal/infra/memstore"
+	"github.com/webtracker/tracker/internal/infra/metrics"
 	"github.com/webtracker/tracker/internal/web"
 )
 
@@ -52,9 +53,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if cfg.rateLimit > 0 {
 		limiter = web.NewRateLimiter(cfg.rateLimit, cfg.rateBurst, time.Now)
 	}
+	stats := func() metrics.StoreStats {
+		st := store.Stats()
+		return metrics.StoreStats{Pages: st.Pages, Pairs: st.Pairs, Bytes: st.Bytes}
+	}
 	handler := newHandler(deps{
 		logger:         logger,
+		quietSuccess:   cfg.accessLog == "errors",
 		store:          store,
+		metrics:        metrics.New(stats),
 		policy:         cfg.policy,
 		ready:          &ready,
 		limiter:        limiter,
@@ -75,6 +82,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return err
+	}
+	if cfg.debugAddr != "" {
+		stopDebug, err := serveDebug(logger, cfg.debugAddr)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stopDebug()
 	}
 	scheme := "http"
 	if tlsConfig != nil {

@@ -348,3 +348,55 @@ func TestRateLimit(t *testing.T) {
 		in.visitors(t, page)
 	}
 }
+
+// TestMetricsAndDebug checks the Prometheus metrics after known traffic, and
+// that pprof is served on the admin listener only.
+func TestMetricsAndDebug(t *testing.T) {
+	t.Parallel()
+	in := start(t, nil, "-debug-addr", "127.0.0.1:0")
+	for _, v := range []string{"m1", "m2", "m1"} {
+		if s := in.post(t, v, "https://metrics.example/"); s != http.StatusAccepted {
+			t.Fatalf("POST: %d", s)
+		}
+	}
+	in.do(t, "POST", "/api/v1/events", "application/json", `{"visitor_id":"","url":"https://metrics.example/"}`)
+	in.do(t, "POST", "/api/v1/events", "application/xml", `x`)
+	in.do(t, "GET", "/nowhere", "", "")
+	in.visitors(t, "https://metrics.example/")
+
+	status, _, body := in.do(t, "GET", "/metrics", "", "")
+	if status != 200 {
+		t.Fatalf("/metrics: %d", status)
+	}
+	for _, want := range []string{
+		`tracker_events_total{reason="",result="accepted"} 3`,
+		`tracker_events_total{reason="validation",result="rejected"} 1`,
+		`tracker_events_total{reason="unsupported-media-type",result="rejected"} 1`,
+		`tracker_http_requests_total{code="202",route="/api/v1/events"} 3`,
+		`tracker_http_requests_total{code="404",route="other"} 1`,
+		`tracker_http_requests_total{code="200",route="/api/v1/visitors"} 1`,
+		`tracker_http_request_duration_seconds_count{route="/api/v1/events"} 5`,
+		`tracker_pages 1`,
+		`tracker_pairs 2`,
+		`tracker_store_bytes `,
+		`go_goroutines `,
+		`process_resident_memory_bytes `,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
+	line := <-in.logs.waitFor("debug listening")
+	resp, err := http.Get("http://" + line["addr"].(string) + "/debug/pprof/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("pprof on the admin listener: %d", resp.StatusCode)
+	}
+	if status, _, _ := in.do(t, "GET", "/debug/pprof/", "", ""); status != http.StatusNotFound {
+		t.Errorf("pprof on the public port: %d, want 404", status)
+	}
+}

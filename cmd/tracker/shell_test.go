@@ -29,6 +29,7 @@ import (
 
 	"github.com/webtracker/tracker/api"
 	"github.com/webtracker/tracker/internal/domain"
+	"github.com/webtracker/tracker/internal/infra/metrics"
 )
 
 // TestTLS serves HTTPS with a certificate made here and checks HTTP/2, the
@@ -326,7 +327,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	t.Parallel()
 	spec := specOperations(t, string(api.OpenAPI))
 	var have []string
-	for _, rt := range routes(deps{}) {
+	for _, rt := range routes(deps{metrics: metrics.New(func() metrics.StoreStats { return metrics.StoreStats{} })}) {
 		have = append(have, strings.ToLower(rt.method)+" "+rt.path)
 	}
 	slices.Sort(have)

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -54,39 +55,162 @@ func Methods(handlers map[string]http.Handler) http.Handler {
 	})
 }
 
-type requestIDKey struct{}
-
-// RequestID returns the id given to the request by the RequestIDs
-// middleware, or "".
-func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
+// Observer records one answered request: its status, how long its handler
+// took and, for a problem answer, the problem type (the end of its URI).
+type Observer interface {
+	Observe(status int, took time.Duration, problem string)
 }
 
-// RequestIDs gives each request an id, kept from a sane incoming X-Request-ID
-// (so that a proxy's id follows the request) or made here, and echoes it in
-// the X-Request-ID response header.
-func RequestIDs() Middleware {
+// exchange is the state of one request on its way through Observe: what the
+// handler answered, and the request's id. It wraps the ResponseWriter, so
+// that the code which answers can reach it without a context value; it is
+// pooled, so that observing a request costs no allocation.
+type exchange struct {
+	http.ResponseWriter
+	status   int
+	bytes    int64
+	err      error  // the error behind a problem answer
+	problem  string // the problem type of a problem answer
+	observer Observer
+	idBuf    [32]byte
+	idLen    int
+}
+
+func (x *exchange) WriteHeader(code int) {
+	if x.status == 0 {
+		x.status = code
+	}
+	x.ResponseWriter.WriteHeader(code)
+}
+
+func (x *exchange) Write(p []byte) (int, error) {
+	if x.status == 0 {
+		x.status = http.StatusOK
+	}
+	n, err := x.ResponseWriter.Write(p)
+	x.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (x *exchange) Unwrap() http.ResponseWriter { return x.ResponseWriter }
+
+func (x *exchange) id() string { return string(x.idBuf[:x.idLen]) }
+
+// RequestID returns the id Observe gave the request answered through w, or "".
+func RequestID(w http.ResponseWriter) string {
+	if x, ok := w.(*exchange); ok {
+		return x.id()
+	}
+	return ""
+}
+
+// noteProblem hands the error behind a problem answer to Observe.
+func noteProblem(w http.ResponseWriter, err error, problem string) {
+	if x, ok := w.(*exchange); ok {
+		x.err, x.problem = err, problem
+	}
+}
+
+// Observed makes the requests served by h count under obs. Observe, further
+// out, does the counting; a request that reaches no Observed handler is not
+// counted.
+func Observed(obs Observer, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if x, ok := w.(*exchange); ok {
+			x.observer = obs
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// Observe is the outermost middleware. For every request it:
+//   - gives the request an id, kept from a sane incoming X-Request-ID (so
+//     that a proxy's id follows the request) or made here, and echoes it in
+//     the X-Request-ID response header;
+//   - turns a panicking handler into a 500 problem answer and a logged
+//     stack, and keeps the server serving (http.ErrAbortHandler is let
+//     through, as net/http expects);
+//   - writes one access line (method, path, status, duration, bytes, request
+//     id) at level Info, or at level Debug for a 2xx or 3xx answer when
+//     quietSuccess is set, plus the error behind a 5xx answer;
+//   - reports the request to its route's Observer.
+func Observe(logger *slog.Logger, quietSuccess bool) Middleware {
 	// A random prefix per process and a counter make ids unique across
 	// restarts and instances without a random read per request.
 	var prefix [6]byte
 	_, _ = rand.Read(prefix[:])
 	base := hex.EncodeToString(prefix[:]) + "-"
 	var seq atomic.Uint64
+	pool := sync.Pool{New: func() any { return new(exchange) }}
+
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			id := r.Header.Get("X-Request-ID")
-			if !validRequestID(id) {
-				id = base + strconv.FormatUint(seq.Add(1), 36)
+			start := time.Now()
+			x := pool.Get().(*exchange)
+			*x = exchange{ResponseWriter: w}
+			if id := r.Header.Get("X-Request-ID"); validRequestID(id) {
+				x.idLen = copy(x.idBuf[:], id)
+			} else {
+				b := strconv.AppendUint(append(x.idBuf[:0], base...), seq.Add(1), 36)
+				x.idLen = len(b)
 			}
-			w.Header().Set("X-Request-ID", id)
-			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+			w.Header()["X-Request-Id"] = []string{x.id()}
+			defer func() {
+				if v := recover(); v != nil {
+					if v == http.ErrAbortHandler {
+						panic(v)
+					}
+					logger.LogAttrs(r.Context(), slog.LevelError, "panic",
+						slog.String("request_id", x.id()),
+						slog.Any("panic", v),
+						slog.String("stack", string(debug.Stack())))
+					Error(x, r, fmt.Errorf("panic: %v", v))
+				}
+				if x.status == 0 {
+					// Answer now, so that net/http reads no header of a pooled
+					// exchange after it has gone back to the pool.
+					x.WriteHeader(http.StatusOK)
+				}
+				took := time.Since(start)
+				if x.observer != nil {
+					x.observer.Observe(x.status, took, x.problem)
+				}
+				logAccess(logger, quietSuccess, r, x, took)
+				pool.Put(x)
+			}()
+			next.ServeHTTP(x, r)
 		})
 	}
 }
 
+func logAccess(logger *slog.Logger, quietSuccess bool, r *http.Request, x *exchange, took time.Duration) {
+	level := slog.LevelInfo
+	switch {
+	case x.status >= 500:
+		level = slog.LevelError
+	case x.status < 400 && quietSuccess:
+		level = slog.LevelDebug
+	}
+	if !logger.Enabled(r.Context(), level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", x.status),
+		slog.Duration("duration", took),
+		slog.Int64("bytes", x.bytes),
+		slog.String("request_id", x.id()),
+	}
+	if x.status >= 500 && x.err != nil {
+		attrs = append(attrs, slog.String("error", x.err.Error()))
+	}
+	logger.LogAttrs(r.Context(), level, "request", attrs...)
+}
+
 func validRequestID(id string) bool {
-	if id == "" || len(id) > 128 {
+	if id == "" || len(id) > 32 {
 		return false
 	}
 	for i := 0; i < len(id); i++ {
@@ -95,101 +219,6 @@ func validRequestID(id string) bool {
 		}
 	}
 	return true
-}
-
-// statusRecorder remembers what a handler answered, for the access log.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-	bytes  int64
-	err    error
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	if s.status == 0 {
-		s.status = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusRecorder) Write(p []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	n, err := s.ResponseWriter.Write(p)
-	s.bytes += int64(n)
-	return n, err
-}
-
-// Unwrap lets http.ResponseController reach the connection's writer.
-func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-// noteError hands err to the access log, if one wraps w.
-func noteError(w http.ResponseWriter, err error) {
-	if rec, ok := w.(*statusRecorder); ok {
-		rec.err = err
-	}
-}
-
-// AccessLog writes one line per request at level Info: method, path, status,
-// duration, bytes and request id, plus the error behind a 5xx answer.
-func AccessLog(logger *slog.Logger) Middleware {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if !logger.Enabled(r.Context(), slog.LevelInfo) {
-				next.ServeHTTP(w, r)
-				return
-			}
-			start := time.Now()
-			rec := &statusRecorder{ResponseWriter: w}
-			defer func() {
-				// Logged even when a panic unwinds through here, so the
-				// Recover middleware's 500 is on record.
-				level := slog.LevelInfo
-				attrs := []slog.Attr{
-					slog.String("method", r.Method),
-					slog.String("path", r.URL.Path),
-					slog.Int("status", rec.status),
-					slog.Duration("duration", time.Since(start)),
-					slog.Int64("bytes", rec.bytes),
-					slog.String("request_id", RequestID(r.Context())),
-				}
-				if rec.status >= 500 {
-					level = slog.LevelError
-					if rec.err != nil {
-						attrs = append(attrs, slog.String("error", rec.err.Error()))
-					}
-				}
-				logger.LogAttrs(r.Context(), level, "request", attrs...)
-			}()
-			next.ServeHTTP(rec, r)
-		})
-	}
-}
-
-// Recover turns a panicking handler into a 500 problem answer and a logged
-// stack, and keeps the server serving. http.ErrAbortHandler is let through,
-// as net/http expects.
-func Recover(logger *slog.Logger) Middleware {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			defer func() {
-				v := recover()
-				if v == nil {
-					return
-				}
-				if v == http.ErrAbortHandler {
-					panic(v)
-				}
-				logger.LogAttrs(r.Context(), slog.LevelError, "panic",
-					slog.String("request_id", RequestID(r.Context())),
-					slog.Any("panic", v),
-					slog.String("stack", string(debug.Stack())))
-				Error(w, r, fmt.Errorf("panic: %v", v))
-			}()
-			next.ServeHTTP(w, r)
-		})
-	}
 }
 
 // Deadline bounds each request's context by d, so that work on its behalf

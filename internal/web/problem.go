@@ -99,13 +99,13 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 		p.Status, p.Type = http.StatusInternalServerError, "internal"
 		p.Detail = "the server could not complete the request; see its log under the request id"
 	}
-	p.Type = ProblemTypePrefix + p.Type
 	p.Title = http.StatusText(p.Status)
-	p.RequestID = RequestID(r.Context())
+	p.RequestID = RequestID(w)
 	if retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int((retryAfter+time.Second-1)/time.Second)))
 	}
-	noteError(w, err)
+	noteProblem(w, err, p.Type)
+	p.Type = ProblemTypePrefix + p.Type
 	WriteProblem(w, &p)
 }
 

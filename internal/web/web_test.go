@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -106,21 +107,47 @@ func TestNotFound(t *testing.T) {
 	}
 }
 
+// observations keeps what an Observer is told.
+type observations struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+func (o *observations) Observe(status int, took time.Duration, problem string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if took <= 0 {
+		status = -1
+	}
+	o.seen = append(o.seen, fmt.Sprintf("%d %s", status, problem))
+}
+
 func TestMiddlewareChain(t *testing.T) {
 	t.Parallel()
 	var logs bytes.Buffer
-	logger := slog.New(slog.NewJSONHandler(&logs, nil))
+	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	var sawDeadline bool
-	h := web.Chain(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	obs := &observations{}
+	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, sawDeadline = r.Context().Deadline()
-		if r.URL.Path == "/panic" {
+		switch r.URL.Path {
+		case "/panic":
 			panic("handler bug")
+		case "/silent":
+			return // answers nothing: Observe answers 200
+		case "/bad":
+			web.Error(w, r, &domain.FieldError{Field: "url", Reason: "bad"})
+			return
 		}
-		if web.RequestID(r.Context()) == "" {
-			t.Error("no request id in the handler's context")
+		if web.RequestID(w) == "" {
+			t.Error("no request id for the handler")
 		}
 		w.WriteHeader(http.StatusTeapot)
-	}), web.RequestIDs(), web.AccessLog(logger), web.Recover(logger), web.Deadline(time.Second))
+	})
+	chain := func(quiet bool) http.Handler {
+		return web.Chain(web.Observed(obs, inner), web.Observe(logger, quiet), web.Deadline(time.Second))
+	}
+	h := chain(false)
 
 	t.Run("access line", func(t *testing.T) {
 		logs.Reset()
@@ -132,12 +159,35 @@ func TestMiddlewareChain(t *testing.T) {
 		line := decodeLine(t, &logs)
 		id := w.Header().Get("X-Request-ID")
 		if id == "" || line["request_id"] != id || line["method"] != "GET" || line["path"] != "/teapot" ||
-			line["status"] != float64(418) || line["duration"] == nil || line["msg"] != "request" {
+			line["status"] != float64(418) || line["duration"] == nil || line["msg"] != "request" || line["level"] != "INFO" {
 			t.Errorf("access line %v (X-Request-ID %q)", line, id)
 		}
 	})
+	t.Run("quiet success logs errors only", func(t *testing.T) {
+		logs.Reset()
+		q := chain(true)
+		q.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/silent", nil))
+		if logs.Len() != 0 {
+			t.Errorf("a success was logged at info: %s", logs.String())
+		}
+		q.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/bad", nil))
+		if line := decodeLine(t, &logs); line["status"] != float64(400) {
+			t.Errorf("a 400 was not logged: %v", line)
+		}
+	})
+	t.Run("observer sees status and problem", func(t *testing.T) {
+		obs.mu.Lock()
+		obs.seen = nil
+		obs.mu.Unlock()
+		for _, p := range []string{"/silent", "/bad", "/panic"} {
+			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", p, nil))
+		}
+		if got := strings.Join(obs.seen, ","); got != "200 ,400 validation,500 internal" {
+			t.Errorf("observed %q", got)
+		}
+	})
 	t.Run("incoming request id kept, bad one replaced", func(t *testing.T) {
-		for in, keep := range map[string]bool{"abc-123": true, "bad id": false, strings.Repeat("x", 200): false} {
+		for in, keep := range map[string]bool{"abc-123": true, "bad id": false, strings.Repeat("x", 33): false} {
 			w := httptest.NewRecorder()
 			r := httptest.NewRequest("GET", "/", nil)
 			r.Header.Set("X-Request-ID", in)
@@ -151,7 +201,10 @@ func TestMiddlewareChain(t *testing.T) {
 		logs.Reset()
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, httptest.NewRequest("GET", "/panic", nil))
-		decodeProblem(t, w, 500, "internal")
+		p := decodeProblem(t, w, 500, "internal")
+		if p.RequestID == "" || p.RequestID != w.Header().Get("X-Request-ID") {
+			t.Errorf("problem request id %q, header %q", p.RequestID, w.Header().Get("X-Request-ID"))
+		}
 		out := logs.String()
 		if !strings.Contains(out, `"msg":"panic"`) || !strings.Contains(out, "handler bug") || !strings.Contains(out, `"status":500`) {
 			t.Errorf("logs do not show the panic and its 500:\n%s", out)

@@ -1,0 +1,138 @@
+// Package metrics exposes the service's Prometheus metrics: HTTP requests by
+// route and status, latency, events accepted and rejected by reason, the
+// store's sizes, and the Go runtime's own metrics.
+//
+// Everything is registered on a registry made by New, never on the global
+// default one, so that tests and several instances in one process do not
+// share counters.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// StoreStats is what the metrics read from the store at each scrape.
+type StoreStats struct {
+	Pages, Pairs, Bytes int64
+}
+
+// Metrics holds the service's collectors and the registry they live on.
+type Metrics struct {
+	registry *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	events   *prometheus.CounterVec
+}
+
+// New makes the metrics and registers them, with the Go runtime and process
+// collectors, on a registry of their own. stats is called once per scrape.
+func New(stats func() StoreStats) *Metrics {
+	m := &Metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tracker_http_requests_total",
+			Help: "HTTP requests answered, by route and status code.",
+		}, []string{"route", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tracker_http_request_duration_seconds",
+			Help:    "Time from the request's headers to the end of its handler, by route.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"route"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tracker_events_total",
+			Help: "Page view events received, by result (accepted or rejected) and, for rejections, the problem type.",
+		}, []string{"result", "reason"}),
+	}
+	m.registry.MustRegister(m.requests, m.latency, m.events,
+		&storeCollector{stats: stats},
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+// Handler serves the metrics in the Prometheus exposition formats.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry})
+}
+
+// Route returns the recorder of one route's requests. The counters of the
+// usual status codes are looked up once here, so that recording a request
+// costs a few atomic adds and no label lookup.
+func (m *Metrics) Route(route string, events bool) *Route {
+	r := &Route{m: m, name: route, latency: m.latency.WithLabelValues(route), events: events}
+	for _, code := range []int{200, 202, 400, 404, 405, 413, 415, 429, 500, 503} {
+		r.codes[code-200] = m.requests.WithLabelValues(route, strconv.Itoa(code))
+	}
+	if events {
+		r.accepted = m.events.WithLabelValues("accepted", "")
+	}
+	return r
+}
+
+// Route records the requests of one route.
+type Route struct {
+	m        *Metrics
+	name     string
+	latency  prometheus.Observer
+	codes    [400]prometheus.Counter // by status - 200, for 200..599
+	events   bool                    // the route takes events: count them too
+	accepted prometheus.Counter
+}
+
+// Observe records one answered request: its status, how long it took and,
+// for an event route, whether the event was accepted or why not (reason is
+// the problem type of a rejection).
+func (r *Route) Observe(status int, took time.Duration, reason string) {
+	r.latency.Observe(took.Seconds())
+	if c := r.counter(status); c != nil {
+		c.Inc()
+	}
+	if !r.events {
+		return
+	}
+	if status < 300 {
+		r.accepted.Inc()
+		return
+	}
+	r.m.events.WithLabelValues("rejected", reason).Inc()
+}
+
+func (r *Route) counter(status int) prometheus.Counter {
+	if status >= 200 && status < 600 {
+		if c := r.codes[status-200]; c != nil {
+			return c
+		}
+	}
+	return r.m.requests.WithLabelValues(r.name, strconv.Itoa(status))
+}
+
+// storeCollector reads the store's sizes once per scrape.
+type storeCollector struct {
+	stats func() StoreStats
+}
+
+var (
+	pagesDesc = prometheus.NewDesc("tracker_pages", "Pages tracked.", nil, nil)
+	pairsDesc = prometheus.NewDesc("tracker_pairs", "Distinct (page, visitor) pairs stored.", nil, nil)
+	bytesDesc = prometheus.NewDesc("tracker_store_bytes", "Bytes held by the store's visitor tables and page keys.", nil, nil)
+)
+
+func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- pagesDesc
+	ch <- pairsDesc
+	ch <- bytesDesc
+}
+
+func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	ch <- prometheus.MustNewConstMetric(pagesDesc, prometheus.GaugeValue, float64(s.Pages))
+	ch <- prometheus.MustNewConstMetric(pairsDesc, prometheus.GaugeValue, float64(s.Pairs))
+	ch <- prometheus.MustNewConstMetric(bytesDesc, prometheus.GaugeValue, float64(s.Bytes))
+}
