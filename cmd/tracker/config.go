@@ -74,7 +74,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*
 	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS private key file (PEM)")
 
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "admin listen address for pprof (e.g. 127.0.0.1:6060); empty = off; never the public port")
-	fs.StringVar(&c.accessLog, "access-log", "all", "access lines: all (one per request at info) or errors (4xx/5xx at info, the rest at debug)")
+	fs.StringVar(&c.accessLog, "access-log", "errors", "access lines: errors (4xx/5xx at info, the rest at debug; counts of all in /metrics) or all (every request at info)")
 
 	fs.BoolVar(&c.policy.StripQuery, "url-strip-query", false, "page identity ignores the whole query string")
 	fs.BoolVar(&c.policy.FoldTrailingSlash, "url-fold-trailing-slash", false, "page identity treats /a/ and /a as one page")

@@ -201,11 +201,11 @@ func TestContractStatuses(t *testing.T) {
 			t.Errorf("%s: status %d, want %d (%s)", tt.name, status, tt.want, body)
 			continue
 		}
-		if h.Get("X-Request-ID") == "" {
-			t.Errorf("%s: no X-Request-ID", tt.name)
-		}
 		if tt.slug == "" {
 			continue
+		}
+		if h.Get("X-Request-ID") == "" {
+			t.Errorf("%s: a problem without X-Request-ID", tt.name)
 		}
 		var p web.Problem
 		if err := json.Unmarshal([]byte(body), &p); err != nil || h.Get("Content-Type") != "application/problem+json" ||

@@ -126,8 +126,10 @@ func Observed(obs Observer, h http.Handler) http.Handler {
 
 // Observe is the outermost middleware. For every request it:
 //   - gives the request an id, kept from a sane incoming X-Request-ID (so
-//     that a proxy's id follows the request) or made here, and echoes it in
-//     the X-Request-ID response header;
+//     that a proxy's id follows the request, and is echoed back) or made
+//     here; a problem answer carries it in its body and X-Request-ID header,
+//     and access lines carry it too (a made id is not sent with a success:
+//     that header would cost every request a header copy);
 //   - turns a panicking handler into a 500 problem answer and a logged
 //     stack, and keeps the server serving (http.ErrAbortHandler is let
 //     through, as net/http expects);
@@ -149,13 +151,15 @@ func Observe(logger *slog.Logger, quietSuccess bool) Middleware {
 			start := time.Now()
 			x := pool.Get().(*exchange)
 			*x = exchange{ResponseWriter: w}
-			if id := r.Header.Get("X-Request-ID"); validRequestID(id) {
+			// Read by its canonical key: Header.Get would canonicalize, and
+			// allocate, on every request.
+			if id := headerValue(r.Header, "X-Request-Id"); validRequestID(id) {
 				x.idLen = copy(x.idBuf[:], id)
+				w.Header()["X-Request-Id"] = r.Header["X-Request-Id"] // echoed, as sent
 			} else {
 				b := strconv.AppendUint(append(x.idBuf[:0], base...), seq.Add(1), 36)
 				x.idLen = len(b)
 			}
-			w.Header()["X-Request-Id"] = []string{x.id()}
 			defer func() {
 				if v := recover(); v != nil {
 					if v == http.ErrAbortHandler {
@@ -209,6 +213,13 @@ func logAccess(logger *slog.Logger, quietSuccess bool, r *http.Request, x *excha
 	logger.LogAttrs(r.Context(), level, "request", attrs...)
 }
 
+func headerValue(h http.Header, canonicalKey string) string {
+	if v := h[canonicalKey]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
 func validRequestID(id string) bool {
 	if id == "" || len(id) > 32 {
 		return false
@@ -223,15 +234,78 @@ func validRequestID(id string) bool {
 
 // Deadline bounds each request's context by d, so that work on its behalf
 // (a store call, a wait) stops when the client could no longer use the answer.
+//
+// The context arms its timer only when someone asks for its Done channel: a
+// request served from memory never does, and then the deadline costs one
+// small allocation instead of a timer and a cancel context.
 func Deadline(d time.Duration) Middleware {
 	return func(next http.Handler) http.Handler {
 		if d <= 0 {
 			return next
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			ctx, cancel := context.WithTimeout(r.Context(), d)
-			defer cancel()
+			ctx := &deadlineCtx{Context: r.Context(), deadline: time.Now().Add(d)}
+			defer ctx.release()
 			next.ServeHTTP(w, r.WithContext(ctx))
 		})
+	}
+}
+
+// deadlineCtx is a context with a deadline whose timer is made on first use
+// of Done. Until then, Err compares the clock with the deadline, which is
+// what the armed context would say, so the two states agree.
+type deadlineCtx struct {
+	context.Context // the parent
+	deadline        time.Time
+
+	mu    sync.Mutex
+	armed atomic.Pointer[context.Context] // set once, under mu
+	stop  context.CancelFunc
+}
+
+func (c *deadlineCtx) Deadline() (time.Time, bool) {
+	if d, ok := c.Context.Deadline(); ok && d.Before(c.deadline) {
+		return d, true
+	}
+	return c.deadline, true
+}
+
+func (c *deadlineCtx) Done() <-chan struct{} { return c.arm().Done() }
+
+func (c *deadlineCtx) Err() error {
+	if a := c.armed.Load(); a != nil {
+		return (*a).Err()
+	}
+	if err := c.Context.Err(); err != nil {
+		return err
+	}
+	if !time.Now().Before(c.deadline) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// arm returns the real deadline context, making it on the first call.
+func (c *deadlineCtx) arm() context.Context {
+	if a := c.armed.Load(); a != nil {
+		return *a
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if a := c.armed.Load(); a != nil {
+		return *a
+	}
+	ctx, stop := context.WithDeadline(c.Context, c.deadline)
+	c.stop = stop
+	c.armed.Store(&ctx)
+	return ctx
+}
+
+// release stops the timer, if one was made, when the request ends.
+func (c *deadlineCtx) release() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stop != nil {
+		c.stop()
 	}
 }

@@ -100,7 +100,9 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 		p.Detail = "the server could not complete the request; see its log under the request id"
 	}
 	p.Title = http.StatusText(p.Status)
-	p.RequestID = RequestID(w)
+	if p.RequestID = RequestID(w); p.RequestID != "" {
+		w.Header().Set("X-Request-Id", p.RequestID)
+	}
 	if retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int((retryAfter+time.Second-1)/time.Second)))
 	}

@@ -157,10 +157,9 @@ func TestMiddlewareChain(t *testing.T) {
 			t.Fatalf("status %d, deadline %v", w.Code, sawDeadline)
 		}
 		line := decodeLine(t, &logs)
-		id := w.Header().Get("X-Request-ID")
-		if id == "" || line["request_id"] != id || line["method"] != "GET" || line["path"] != "/teapot" ||
+		if id, _ := line["request_id"].(string); id == "" || w.Header().Get("X-Request-ID") != "" || line["method"] != "GET" || line["path"] != "/teapot" ||
 			line["status"] != float64(418) || line["duration"] == nil || line["msg"] != "request" || line["level"] != "INFO" {
-			t.Errorf("access line %v (X-Request-ID %q)", line, id)
+			t.Errorf("access line %v (X-Request-ID %q)", line, w.Header().Get("X-Request-ID"))
 		}
 	})
 	t.Run("quiet success logs errors only", func(t *testing.T) {
@@ -192,7 +191,7 @@ func TestMiddlewareChain(t *testing.T) {
 			r := httptest.NewRequest("GET", "/", nil)
 			r.Header.Set("X-Request-ID", in)
 			h.ServeHTTP(w, r)
-			if got := w.Header().Get("X-Request-ID"); (got == in) != keep || got == "" {
+			if got := w.Header().Get("X-Request-ID"); (got == in) != keep {
 				t.Errorf("incoming %q: answered %q, keep=%v", in, got, keep)
 			}
 		}
@@ -214,8 +213,11 @@ func TestMiddlewareChain(t *testing.T) {
 		seen := map[string]bool{}
 		for range 100 {
 			w := httptest.NewRecorder()
-			h.ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
+			h.ServeHTTP(w, httptest.NewRequest("GET", "/bad", nil))
 			id := w.Header().Get("X-Request-ID")
+			if p := decodeProblem(t, w, 400, "validation"); p.RequestID != id {
+				t.Fatalf("problem request id %q, header %q", p.RequestID, id)
+			}
 			if seen[id] {
 				t.Fatalf("id %q given twice", id)
 			}

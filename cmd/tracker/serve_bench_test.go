@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/webtracker/tracker/internal/domain"
+	"github.com/webtracker/tracker/internal/infra/memstore"
+	"github.com/webtracker/tracker/internal/infra/metrics"
+	"github.com/webtracker/tracker/internal/web"
+)
+
+// BenchmarkServe measures one request through a real net/http server on
+// loopback, for the tracker's handler (its default configuration, logs
+// discarded) and for a bare handler that does the least the endpoint can:
+// the difference in allocs/op is what the tracker adds to net/http's floor.
+// The client is a raw keep-alive connection that allocates nothing per
+// request, so allocs/op are the server's.
+func BenchmarkServe(b *testing.B) {
+	bare := http.NewServeMux()
+	bare.HandleFunc("POST /api/v1/events", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusAccepted)
+	})
+	bare.HandleFunc("GET /api/v1/visitors", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"url":"https://example.com/","visitors":42}`+"\n")
+	})
+	for _, handler := range []struct {
+		name string
+		h    http.Handler
+	}{{"bare", bare}, {"tracker", benchHandler()}} {
+		addr := benchServer(b, handler.h)
+		b.Run("ingest/"+handler.name, func(b *testing.B) {
+			var n atomic.Int64
+			benchRequests(b, addr, 202, func(buf []byte) []byte {
+				i := n.Add(1)
+				body := fmt.Appendf(nil, `{"visitor_id":"v%d","url":"https://example.com/p/%d"}`, i%100000, i%100)
+				buf = fmt.Appendf(buf, "POST /api/v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(body))
+				return append(buf, body...)
+			})
+		})
+		b.Run("query/"+handler.name, func(b *testing.B) {
+			benchRequests(b, addr, 200, func(buf []byte) []byte {
+				return append(buf, "GET /api/v1/visitors?url=https%3A%2F%2Fexample.com%2Fp%2F7 HTTP/1.1\r\nHost: x\r\n\r\n"...)
+			})
+		})
+	}
+}
+
+// benchHandler is the tracker's handler as run builds it by default.
+func benchHandler() http.Handler {
+	store := memstore.New()
+	var ready atomic.Bool
+	ready.Store(true)
+	return newHandler(deps{
+		logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+		quietSuccess:   true, // -access-log=errors, the default
+		store:          store,
+		metrics:        metrics.New(func() metrics.StoreStats { return metrics.StoreStats{} }),
+		policy:         domain.URLPolicy{},
+		ready:          &ready,
+		clientIPs:      web.NewClientIPs(nil),
+		requestTimeout: 5 * time.Second,
+	})
+}
+
+func benchServer(b *testing.B, h http.Handler) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	b.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+// benchRequests sends b.N requests made by next over one keep-alive
+// connection, each after the answer to the one before, and checks statuses.
+// The requests are made before the timer starts.
+func benchRequests(b *testing.B, addr string, want int, next func([]byte) []byte) {
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	reqs := make([][]byte, b.N)
+	for i := range reqs {
+		reqs[i] = next(nil)
+	}
+	r := bufio.NewReader(conn)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := conn.Write(reqs[i]); err != nil {
+			b.Fatal(err)
+		}
+		if status, err := readResponse(r); err != nil || status != want {
+			b.Fatalf("status %d, %v", status, err)
+		}
+	}
+}
+
+// readResponse reads one HTTP/1.1 response with a Content-Length and returns
+// its status, allocating nothing.
+func readResponse(r *bufio.Reader) (int, error) {
+	line, err := r.ReadSlice('\n')
+	if err != nil || len(line) < 12 {
+		return 0, fmt.Errorf("status line %q: %v", line, err)
+	}
+	status, _ := strconv.Atoi(string(line[9:12]))
+	length := 0
+	for {
+		h, err := r.ReadSlice('\n')
+		if err != nil {
+			return 0, err
+		}
+		if len(h) <= 2 {
+			break
+		}
+		if len(h) > 16 && strings.EqualFold(string(h[:15]), "content-length:") {
+			length, _ = strconv.Atoi(strings.TrimSpace(string(h[15:])))
+		}
+	}
+	if _, err := r.Discard(length); err != nil {
+		return 0, err
+	}
+	return status, nil
+}
