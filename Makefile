@@ -8,7 +8,9 @@ STATICCHECK := go run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 DLV         := go run github.com/go-delve/delve/cmd/dlv@v1.27.2
 FUZZTIME    ?= 30s
 
-.PHONY: help run run-prod build test lint cover fuzz debug clean
+BENCH_OUT   ?= bench-out
+
+.PHONY: help run run-prod build test lint cover fuzz debug bench clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -50,5 +52,17 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 30s).
 debug: ## Start the service under Delve, headless on 127.0.0.1:2345 (attach from VS Code: "Attach to make debug").
 	$(DLV) debug --headless --listen=127.0.0.1:2345 --api-version=2 --accept-multiclient ./cmd/tracker -- -log-level=debug
 
-clean: ## Remove build and coverage output.
-	rm -rf bin cover.out
+bench: build ## Measure (about 4 min): store benchmarks, memory per pair, allocations per request, HTTP load against a bare handler.
+	@mkdir -p $(BENCH_OUT)
+	@echo "== store (benchstat format: $(BENCH_OUT)/store.txt)"
+	go test -run '^$$' -bench 'Record|Visitors|Hash|Canonical' -benchmem -count 5 ./internal/infra/memstore/ ./internal/domain/ | tee $(BENCH_OUT)/store.txt
+	@echo "== resident memory per pair, each size in a fresh process"
+	go test -run '^$$' -bench 'ResidentMemory/pairs=1M$$' -benchtime 1x ./internal/infra/memstore/ | tee $(BENCH_OUT)/memory.txt
+	go test -run '^$$' -bench 'ResidentMemory/pairs=10M$$' -benchtime 1x ./internal/infra/memstore/ | tee -a $(BENCH_OUT)/memory.txt
+	@echo "== allocations per request through a real server: tracker against bare net/http"
+	go test -run '^$$' -bench 'Serve' -benchtime 20000x -count 3 ./cmd/tracker/ | tee $(BENCH_OUT)/serve.txt
+	@echo "== HTTP load: tracker against a bare net/http handler, interleaved A/B rounds"
+	go run ./cmd/loadgen -tracker $(BIN) -out $(BENCH_OUT)/loadgen.json | tee $(BENCH_OUT)/loadgen.txt
+
+clean: ## Remove build, coverage and benchmark output.
+	rm -rf bin cover.out $(BENCH_OUT)
