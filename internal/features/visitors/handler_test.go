@@ -52,6 +52,13 @@ func TestHandler(t *testing.T) {
 		{name: "not absolute", query: "url=%2Fpricing", store: store, wantStatus: 400, wantType: "validation"},
 		{name: "too long", query: "url=" + escape("https://a.com/"+strings.Repeat("a", 4096)), store: store, wantStatus: 400, wantType: "validation"},
 		{name: "malformed query", query: "url=%zz", store: store, wantStatus: 400, wantType: "validation"},
+		{name: "escaped key", query: "%75rl=" + escape("https://example.com/a?x=1&y=2"), store: store,
+			wantStatus: 200, wantBody: `{"url":"https://example.com/a?x=1&y=2","visitors":7}`},
+		{name: "plus is a space", query: "url=https%3A%2F%2Fexample.com%2Fa+b", store: store,
+			wantStatus: 200, wantBody: `{"url":"https://example.com/a%20b","visitors":0}`},
+		{name: "twice, once escaped", query: "url=https%3A%2F%2Fa.com%2F&%75rl=https%3A%2F%2Fb.com%2F", store: store, wantStatus: 400, wantType: "validation"},
+		{name: "malformed other parameter ignored", query: "x=%zz&url=" + escape("https://example.com/new"), store: store,
+			wantStatus: 200, wantBody: `{"url":"https://example.com/new","visitors":0}`},
 		{name: "store unavailable", query: "url=" + escape("https://a.com/"), store: counts{err: fmt.Errorf("x: %w", domain.ErrUnavailable)},
 			wantStatus: 503, wantType: "unavailable"},
 		{name: "store fails", query: "url=" + escape("https://a.com/"), store: counts{err: errors.New("boom")},
@@ -88,6 +95,24 @@ func TestHandler(t *testing.T) {
 				t.Errorf("problem errors = %+v, want one naming url", p.Errors)
 			}
 		})
+	}
+}
+
+// TestAppendResponse checks the hand-written JSON against encoding/json on
+// strings that need escaping.
+func TestAppendResponse(t *testing.T) {
+	t.Parallel()
+	for _, s := range []string{"https://a.com/", `quote " back \ slash`, "tab\tnl\ncr\rbs\bff\f\x00\x1f", "é ünï 🙂", "bad \xff utf8", "<&>"} {
+		r := visitors.Response{URL: s, Visitors: -3}
+		var want strings.Builder
+		enc := json.NewEncoder(&want)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(r); err != nil {
+			t.Fatal(err)
+		}
+		if got := string(visitors.AppendResponse(nil, r)); got != want.String() {
+			t.Errorf("%q: got %s want %s", s, got, want.String())
+		}
 	}
 }
 

@@ -1,0 +1,4 @@
+package visitors
+
+// AppendResponse is appendResponse, for the external tests.
+var AppendResponse = appendResponse
