@@ -316,3 +316,77 @@ func TestRateLimiter(t *testing.T) {
 		t.Errorf("after refill: status %d", w.Code)
 	}
 }
+
+// TestDeadline checks the lazily armed deadline context: a deadline is
+// visible at once, Err agrees with the clock before Done is asked for, Done
+// closes at the deadline once armed, and a parent's cancel goes through.
+func TestDeadline(t *testing.T) {
+	t.Parallel()
+	run := func(d time.Duration, parent context.Context, f func(ctx context.Context)) {
+		h := web.Deadline(d)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { f(r.Context()) }))
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil).WithContext(parent))
+	}
+	t.Run("deadline and Err before arming", func(t *testing.T) {
+		run(30*time.Millisecond, context.Background(), func(ctx context.Context) {
+			if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > 30*time.Millisecond {
+				t.Errorf("Deadline = %v, %v", dl, ok)
+			}
+			if ctx.Err() != nil {
+				t.Errorf("Err before the deadline = %v", ctx.Err())
+			}
+			time.Sleep(40 * time.Millisecond)
+			if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				t.Errorf("Err after the deadline = %v", ctx.Err())
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+				t.Error("Done did not close for a past deadline")
+			}
+		})
+	})
+	t.Run("Done closes at the deadline", func(t *testing.T) {
+		run(30*time.Millisecond, context.Background(), func(ctx context.Context) {
+			start := time.Now()
+			select {
+			case <-ctx.Done():
+				if time.Since(start) < 20*time.Millisecond {
+					t.Errorf("Done closed after %v, before the deadline", time.Since(start))
+				}
+				if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+					t.Errorf("Err = %v", ctx.Err())
+				}
+			case <-time.After(5 * time.Second):
+				t.Error("Done never closed")
+			}
+		})
+	})
+	t.Run("parent cancel", func(t *testing.T) {
+		parent, cancel := context.WithCancel(context.Background())
+		run(time.Hour, parent, func(ctx context.Context) {
+			done := ctx.Done()
+			cancel()
+			select {
+			case <-done:
+				if !errors.Is(ctx.Err(), context.Canceled) {
+					t.Errorf("Err = %v", ctx.Err())
+				}
+			case <-time.After(5 * time.Second):
+				t.Error("the parent's cancel did not reach the request")
+			}
+		})
+	})
+	t.Run("earlier parent deadline wins", func(t *testing.T) {
+		parent, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+		defer cancel()
+		want, _ := parent.Deadline()
+		run(time.Hour, parent, func(ctx context.Context) {
+			if dl, _ := ctx.Deadline(); !dl.Equal(want) {
+				t.Errorf("Deadline = %v, want the parent's %v", dl, want)
+			}
+			if v := ctx.Value(struct{}{}); v != nil {
+				t.Errorf("Value = %v", v)
+			}
+		})
+	})
+}
