@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"syscall"
+	"time"
+)
+
+// server is a child process serving HTTP on a loopback port.
+type server struct {
+	name string // "bare" or "tracker"
+	addr string
+	pid  int
+	cmd  *exec.Cmd
+	done chan struct{} // closed once the process has exited and been reaped
+	err  error         // how it exited, once done is closed
+}
+
+// serverSpec says how to start a server and how to know it is ready.
+type serverSpec struct {
+	name      string
+	path      string
+	args      func(addr string) []string
+	readyPath string // answers 200 once the server takes traffic
+}
+
+// Readiness: the tracker has /readyz; the bare server, which must have the
+// two API routes and nothing else, is ready once it answers a query.
+const (
+	trackerReadyPath = "/readyz"
+	bareReadyPath    = "/api/v1/visitors?url=https%3A%2F%2Fexample.com%2F"
+	bareAnswer       = `{"url":"https://example.com/","visitors":42}`
+	startTimeout     = 15 * time.Second
+	stopTimeout      = 3 * time.Second
+)
+
+// startServer starts spec on a free loopback port and waits until it is
+// ready. Its output goes to out. The caller must stop it, whatever happens.
+func startServer(ctx context.Context, spec serverSpec, out io.Writer) (*server, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(spec.path, spec.args(addr)...)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = childProcAttr()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting the %s server: %w", spec.name, err)
+	}
+	s := &server{name: spec.name, addr: addr, pid: cmd.Process.Pid, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		s.err = cmd.Wait()
+		close(s.done)
+	}()
+	if err := s.waitReady(ctx, spec.readyPath); err != nil {
+		s.stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// waitReady polls readyPath until it answers 200, the process exits, or
+// startTimeout passes.
+func (s *server) waitReady(ctx context.Context, readyPath string) error {
+	deadline := time.Now().Add(startTimeout)
+	for {
+		status, _, err := get(s.addr, readyPath)
+		if err == nil && status == http.StatusOK {
+			return nil
+		}
+		if err == nil {
+			err = fmt.Errorf("GET %s answered %d", readyPath, status)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the %s server was not ready after %v: %w", s.name, startTimeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.done:
+			return fmt.Errorf("the %s server exited before it was ready: %v", s.name, s.err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// exited reports an error if the process has exited, which in the middle of
+// a run means every later figure would be wrong.
+func (s *server) exited() error {
+	select {
+	case <-s.done:
+		return fmt.Errorf("the %s server exited during the run: %v", s.name, s.err)
+	default:
+		return nil
+	}
+}
+
+// stop asks the process to end (SIGTERM, so the tracker shuts down as it
+// would in production), kills it if it has not within stopTimeout, and
+// reaps it. It may be called more than once.
+func (s *server) stop() {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(stopTimeout):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+}
+
+// freeAddr returns a loopback address with a port free a moment ago. The
+// child binds it a few milliseconds later; another process taking it in
+// between would make the child fail to start, loudly.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// get sends one GET on a new connection and returns the status and body,
+// for readiness probes and checks, not for load.
+func get(addr, target string) (int, []byte, error) {
+	c, err := dial(addr)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer c.nc.Close()
+	if err := c.nc.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		return 0, nil, err
+	}
+	resp, err := c.roundTrip([]byte("GET " + target + " HTTP/1.1\r\nHost: " + addr + "\r\n\r\n"))
+	return resp.status, c.body, err
+}
+
+// serveBare is the hidden -serve-bare mode: the baseline server, until ctx
+// is done.
+func serveBare(ctx context.Context, addr string) error {
+	return serve(ctx, addr, bareHandler())
+}
+
+// bareHandler is the floor the tracker is measured against: the API's two
+// routes on net/http's own mux, doing nothing but answer.
+func bareHandler() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/v1/events", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusAccepted)
+	})
+	mux.HandleFunc("GET /api/v1/visitors", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, bareAnswer)
+	})
+	return mux
+}
+
+// serve serves h on addr until ctx is done. The server is plain on purpose,
+// no timeouts and no logging: it is what net/http alone costs.
+func serve(ctx context.Context, addr string, h http.Handler) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: h}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return err
+	}
+	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
