@@ -3,9 +3,19 @@
 // the process ends.
 //
 // A visitor is kept as its 64-bit domain.VisitorID.Hash, not as its id: eight
-// bytes per (page, visitor) pair in a pointer-free table the garbage
-// collector never scans. Two ids of one page would be counted once only if
-// their hashes collided, which is negligible (see VisitorID.Hash).
+// bytes per (page, visitor) pair in a pointer-free table. Two ids of one page
+// would be counted once only if their hashes collided, which is negligible
+// (see VisitorID.Hash).
+//
+// The tables are kept 70% to 87.5% full: they grow by a quarter when 7/8
+// full (see set), which makes about 10 bytes of table per pair, 11.4 at
+// most, for a page past a few hundred visitors. They live off the Go heap,
+// in anonymous mappings the store manages itself (see arena), so that they
+// cost their size in resident memory and little more: no GC headroom, no
+// garbage when they grow, nothing for the collector to scan or pace. Only
+// the pages and their keys, about 200 bytes a page, are on the heap. So the
+// runtime's heap figures (runtime.MemStats, heap profiles) leave the tables
+// out; Stats.Bytes and the process's resident set count them.
 //
 // Concurrency rests on sync and sync/atomic alone. Pages are spread over
 // shards, each a read-write lock over a map; a page is created under its
@@ -35,6 +45,7 @@ type Store struct {
 	// shards are never persisted, and keeps crafted URLs from piling onto
 	// one shard.
 	seed   maphash.Seed
+	arena  *arena // the tables of every page
 	shards [shardCount]shard
 }
 
@@ -47,15 +58,16 @@ type Stats struct {
 	// Pairs is the number of distinct (page, visitor) pairs, the sum of
 	// every page's visitors.
 	Pairs int64
-	// Bytes approximates the memory held by the visitor tables and the page
-	// keys. The fixed cost of each page (its map entry and bookkeeping,
-	// about 100 bytes) is left out.
+	// Bytes approximates the memory held by the visitor tables, most of it
+	// off the Go heap, and the page keys. The fixed cost of each page (its
+	// map entry and bookkeeping, about 100 bytes) is left out, and so are the
+	// free pieces of the tables' mappings, a few pages.
 	Bytes int64
 }
 
 // New returns an empty Store.
 func New() *Store {
-	s := &Store{seed: maphash.MakeSeed()}
+	s := &Store{seed: maphash.MakeSeed(), arena: newArena()}
 	for i := range s.shards {
 		s.shards[i].pages = make(map[string]*page)
 	}
@@ -74,7 +86,7 @@ func (s *Store) Record(ctx context.Context, v domain.PageView) error {
 	}
 	key := v.Page.String()
 	sh := s.shardOf(key)
-	added, grown := sh.page(key).add(v.Visitor.Hash())
+	added, grown := sh.page(key, s.arena).add(v.Visitor.Hash())
 	if added {
 		sh.pairs.Add(1)
 	}
@@ -145,8 +157,8 @@ func (s *Store) shardOf(key string) *shard {
 	return &s.shards[maphash.String(s.seed, key)>>(64-shardBits)]
 }
 
-// page returns the page of key, creating it if need be.
-func (sh *shard) page(key string) *page {
+// page returns the page of key, creating it if need be, with its tables in a.
+func (sh *shard) page(key string, a *arena) *page {
 	sh.mu.RLock()
 	p := sh.pages[key]
 	sh.mu.RUnlock()
@@ -158,7 +170,7 @@ func (sh *shard) page(key string) *page {
 	// Look again: another writer may have created the page between the two
 	// locks, and replacing it would lose the visitors it has since counted.
 	if p = sh.pages[key]; p == nil {
-		p = new(page)
+		p = &page{small: set{arena: a}}
 		// The key outlives the request: a copy keeps its backing array,
 		// which may hold much more, from being retained.
 		sh.pages[strings.Clone(key)] = p
@@ -169,24 +181,26 @@ func (sh *shard) page(key string) *page {
 
 const (
 	// A page's visitors are split into stripes when its single table is
-	// full at splitSlots slots (3072 visitors) instead of growing: past
-	// that, a page is busy enough for writers to meet, and big enough that
-	// 64 stripe headers (about 7 KB) are small beside its 32 KB of table.
-	splitSlots = 4096
+	// full at splitSlots slots, with splitVisitors (3178) visitors, instead
+	// of growing: past that, a page is busy enough for writers to meet, and
+	// big enough that 64 stripe headers (7 KB) are small beside its 29 KB of
+	// table. splitSlots is one of the sizes a table takes (see nextSize).
+	splitSlots    = 3632
+	splitVisitors = splitSlots * loadNum / loadDen
 	// stripeBits sets the number of stripes of a split page.
 	stripeBits  = 6
 	stripeCount = 1 << stripeBits
 	// stripeSize is the size of a stripe (its lock, its set and its
 	// padding), counted in Stats.Bytes. A test checks it.
-	stripeSize = 8 + 32 + cacheLine
+	stripeSize = 8 + 40 + cacheLine
 )
 
 // page is the visitor set of one page.
 //
 // A page starts as one small set under one lock, so that the many pages with
-// few visitors stay small: about 170 bytes and the URL for a page of up to six
-// visitors. Once the set reaches splitSlots,
-// the page moves its visitors into stripes, chosen by the top bits of their
+// few visitors stay small: about 200 bytes and the URL for a page of up to
+// seven visitors, 64 of them in its arena. Once the set reaches splitSlots,
+// the page moves its visitors into stripes, chosen by the low bits of their
 // hashes, each with its own lock: writers of one hot page then rarely wait
 // for each other. The move happens once, under the page lock, and the
 // stripes are published by an atomic pointer; writers that still queue on
@@ -204,7 +218,9 @@ type page struct {
 type stripes [stripeCount]stripe
 
 // stripe is one part of a split page's visitors, padded so that writers of
-// neighboring stripes do not contend for a cache line.
+// neighboring stripes do not contend for a cache line. (A stripe of exactly
+// one line would not do: the Go allocator puts a header before objects with
+// pointers, so the stripes of a page are not aligned to a line.)
 type stripe struct {
 	mu  sync.Mutex
 	set set // guarded by mu
@@ -234,7 +250,7 @@ func (p *page) addSmall(h uint64) (added bool, grown int64) {
 		p.mu.Unlock()
 		return st.add(h)
 	}
-	if !p.small.full() || len(p.small.slots) < splitSlots {
+	if p.small.n < splitVisitors {
 		added, grown = p.small.insert(h)
 		p.mu.Unlock()
 		return added, grown
@@ -246,8 +262,7 @@ func (p *page) addSmall(h uint64) (added bool, grown int64) {
 		return false, 0
 	}
 	st := split(&p.small)
-	grown = st.bytes() - p.small.bytes()
-	p.small = set{}
+	grown = st.bytes() - p.small.release()
 	p.striped.Store(st)
 	p.mu.Unlock()
 	added, g := st.add(h)
@@ -255,7 +270,7 @@ func (p *page) addSmall(h uint64) (added bool, grown int64) {
 }
 
 // split spreads the values of s over new stripes, each table sized for its
-// share as if it had been filled one insert at a time.
+// share as if it had been filled one insert at a time, in the arena of s.
 func split(s *set) *stripes {
 	var counts [stripeCount]int
 	for _, h := range s.slots {
@@ -265,7 +280,8 @@ func split(s *set) *stripes {
 	}
 	st := new(stripes)
 	for i := range st {
-		st[i].set.slots = make([]uint64, sizeFor(counts[i]))
+		st[i].set.arena = s.arena
+		st[i].set.grow(sizeFor(counts[i]))
 	}
 	// No stripe lock is needed: nobody else sees st until it is published.
 	for _, h := range s.slots {
@@ -276,9 +292,9 @@ func split(s *set) *stripes {
 	return st
 }
 
-// stripeOf picks a stripe by the top bits of h; sets index their tables by
-// the low bits, which stay uniform within a stripe.
-func stripeOf(h uint64) uint64 { return h >> (64 - stripeBits) }
+// stripeOf picks a stripe by the low bits of h; sets place values in their
+// tables by the top bits, which stay uniform within a stripe.
+func stripeOf(h uint64) uint64 { return h & (stripeCount - 1) }
 
 // add inserts h into its stripe.
 func (st *stripes) add(h uint64) (added bool, grown int64) {
@@ -295,6 +311,29 @@ func (st *stripes) bytes() int64 {
 	n := int64(stripeCount * stripeSize)
 	for i := range st {
 		n += st[i].set.bytes()
+	}
+	return n
+}
+
+// free returns the tables of p to the arena and reports the bytes they and
+// the stripes held, for Stats; freeing again reports 0. It is for removing a
+// page, which nothing does yet: the caller must first take p out of its
+// shard, so that no new writer finds it. A writer that found it before may
+// still insert once free has run; its table then comes from the Go heap and
+// goes with the page, and its visitor is lost with the page, as it should be.
+func (p *page) free() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := p.small.release()
+	if st := p.striped.Load(); st != nil {
+		n += stripeCount * stripeSize
+		for i := range st {
+			s := &st[i]
+			s.mu.Lock()
+			n += s.set.release()
+			s.mu.Unlock()
+		}
+		p.striped.Store(nil)
 	}
 	return n
 }

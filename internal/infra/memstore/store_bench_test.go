@@ -3,10 +3,19 @@ package memstore
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"os"
 	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/webtracker/tracker/internal/domain"
 )
@@ -184,10 +193,13 @@ func BenchmarkVisitors(b *testing.B) {
 	}
 }
 
-// BenchmarkMemoryPerPair reports the heap a pair costs, in B/pair: each
+// BenchmarkMemoryPerPair reports the live heap a pair costs, in B/pair: each
 // iteration fills a new Store and measures how much more heap is in use once
-// it is full. It also reports what Stats.Bytes makes of it (stats-B/pair),
-// and the time per pair of filling a store from nothing (ns/pair).
+// it is full and collected. Since the tables live off the heap (see arena),
+// that is the pages and their keys alone; what Stats.Bytes makes of the
+// tables and keys is stats-B/pair, and BenchmarkResidentMemory measures the
+// whole. It also reports the time per pair of filling a store from nothing
+// (ns/pair).
 //
 // Pages of a thousand visitors are the headline; a page with one visitor
 // shows the fixed cost of a page, and pages of a hundred thousand the cost in
@@ -245,4 +257,233 @@ func BenchmarkMemoryPerPair(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/pair")
 		})
 	}
+}
+
+// BenchmarkResidentMemory loads a store with 1 or 10 million distinct
+// (page, visitor) pairs and reports what the process pays for them in
+// resident memory, GC headroom and garbage included:
+//
+//   - rss-B/pair: growth of the resident set (/proc/self/statm) per pair,
+//     from a baseline taken after runtime.GC and debug.FreeOSMemory to just
+//     after the last insert, with no GC forced in between;
+//   - heap-B/pair: growth of HeapInuse per pair, at the same two instants
+//     (so with garbage not yet collected);
+//   - gc-p99-ns: the 99th percentile of the GC stop-the-world pauses during
+//     the load (runtime/metrics /sched/pauses/total/gc:seconds; the upper
+//     bound of its bucket), and gc-cycles, their number of cycles;
+//   - ns/insert: wall time of the load per pair, one goroutine, with each
+//     visitor's id parsed once for all its pages.
+//
+// pairs=1M is 1000 pages of 1000 visitors each. pairs=10M is 10000 pages
+// whose audiences follow Zipf's law (page k has about 1/k of the first's):
+// from about a million visitors for the first page, which gets striped, to
+// about a hundred for the last, a thousand on average. Every view of a round
+// is from one visitor, to every page that has that many visitors, so all
+// pages grow together, as they do under real traffic. Visitor ids are
+// 36 random alphanumeric bytes, as long as a UUID, cut from one string made
+// beforehand, so that the load itself allocates nothing.
+//
+// The resident set of a process only shows a clean growth once, so each
+// sub-benchmark must run in its own process, once:
+//
+//	go test -run '^$' -bench 'ResidentMemory/pairs=1M' -benchtime 1x ./internal/infra/memstore/
+//	go test -run '^$' -bench 'ResidentMemory/pairs=10M' -benchtime 1x ./internal/infra/memstore/
+//
+// A second sub-benchmark in the same process skips; the same one run again
+// (as -benchtime in seconds does, to ramp b.N up) reports the first run's
+// figures without loading again.
+func BenchmarkResidentMemory(b *testing.B) {
+	for _, tc := range []struct {
+		name   string
+		counts func() []int // visitors of each page, most first
+	}{
+		{"pairs=1M", func() []int { return slices.Repeat([]int{1000}, 1000) }},
+		{"pairs=10M", func() []int { return zipfCounts(10_000, 10_000_000) }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			residentOnce.Lock()
+			defer residentOnce.Unlock()
+			switch residentOnce.name {
+			case "":
+				residentOnce.name = b.Name()
+				residentOnce.metrics = loadResident(b, tc.counts())
+			case b.Name():
+			default:
+				b.Skipf("%s ran in this process already; run each sub-benchmark in its own process", residentOnce.name)
+			}
+			for unit, v := range residentOnce.metrics {
+				b.ReportMetric(v, unit)
+			}
+			b.ReportMetric(0, "ns/op") // meaningless: the load runs once
+		})
+	}
+}
+
+// residentOnce records the one BenchmarkResidentMemory load of the process.
+var residentOnce struct {
+	sync.Mutex
+	name    string
+	metrics map[string]float64
+}
+
+// loadResident records counts[p] visitors on page p into a new store and
+// returns the metrics of BenchmarkResidentMemory.
+func loadResident(b *testing.B, counts []int) map[string]float64 {
+	b.Helper()
+	if _, err := residentBytes(); err != nil {
+		b.Skipf("no resident set size on this system: %v", err)
+	}
+	pages := make([]domain.PageURL, len(counts))
+	for i := range pages {
+		var err error
+		pages[i], err = domain.ParsePageURL(fmt.Sprintf("https://www.example.com/blog/2025/article-%d", i))
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	// Visitor r is ids[r:r+36]: windows of one random string are distinct
+	// (two would match with probability about n²/62^36) and cost no
+	// allocation.
+	const idLen = 36
+	const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	rng := rand.New(rand.NewPCG(1, 2))
+	idBytes := make([]byte, counts[0]+idLen)
+	for i := range idBytes {
+		idBytes[i] = alphabet[rng.IntN(len(alphabet))]
+	}
+	ids := string(idBytes)
+	idBytes = nil
+	pairs := 0
+	for _, n := range counts {
+		pairs += n
+	}
+	ctx := context.Background()
+
+	runtime.GC()
+	debug.FreeOSMemory()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	pausesBefore := gcPauses()
+	rssBefore, err := residentBytes()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	start := time.Now()
+
+	s := New()
+	live := len(counts) // pages with more than r visitors: counts is sorted
+	for r := range counts[0] {
+		for live > 0 && counts[live-1] <= r {
+			live--
+		}
+		v, err := domain.ParseVisitorID(ids[r : r+idLen])
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, p := range pages[:live] {
+			if err := s.Record(ctx, domain.PageView{Page: p, Visitor: v}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+
+	elapsed := time.Since(start)
+	b.StopTimer()
+	rssAfter, err := residentBytes()
+	if err != nil {
+		b.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	pausesAfter := gcPauses()
+
+	for p, page := range pages {
+		n, err := s.Visitors(ctx, page)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n != int64(counts[p]) {
+			b.Fatalf("page %d: %d visitors counted, %d recorded", p, n, counts[p])
+		}
+	}
+	if st := s.Stats(); st.Pages != int64(len(pages)) || st.Pairs != int64(pairs) {
+		b.Fatalf("Stats() = %+v, want %d pages, %d pairs", st, len(pages), pairs)
+	}
+	runtime.KeepAlive(s)
+	runtime.KeepAlive(ids)
+
+	n := float64(pairs)
+	p99 := pauseQuantile(pausesBefore, pausesAfter, 0.99)
+	return map[string]float64{
+		"rss-B/pair":  float64(rssAfter-rssBefore) / n,
+		"heap-B/pair": (float64(after.HeapInuse) - float64(before.HeapInuse)) / n,
+		"gc-p99-ns":   p99 * 1e9,
+		"gc-cycles":   float64(after.NumGC - before.NumGC),
+		"ns/insert":   float64(elapsed.Nanoseconds()) / n,
+	}
+}
+
+// zipfCounts spreads pairs over pages by Zipf's law, page k (from 1) having
+// about 1/k of the first page's visitors, most first.
+func zipfCounts(pages, pairs int) []int {
+	var harmonic float64
+	for k := 1; k <= pages; k++ {
+		harmonic += 1 / float64(k)
+	}
+	counts := make([]int, pages)
+	left := pairs
+	for k := range counts {
+		counts[k] = int(float64(pairs) / harmonic / float64(k+1))
+		left -= counts[k]
+	}
+	for k := 0; left > 0; k, left = k+1, left-1 {
+		counts[k]++ // the rounding's remainder, to the first pages
+	}
+	return counts
+}
+
+// residentBytes returns the resident set size of the process.
+func residentBytes() (int64, error) {
+	statm, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0, err
+	}
+	fields := strings.Fields(string(statm))
+	if len(fields) < 2 {
+		return 0, fmt.Errorf("/proc/self/statm: %q has no resident field", statm)
+	}
+	pages, err := strconv.ParseInt(fields[1], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("/proc/self/statm: %w", err)
+	}
+	return pages * int64(os.Getpagesize()), nil
+}
+
+// gcPauses returns the histogram of GC stop-the-world pauses so far.
+func gcPauses() *metrics.Float64Histogram {
+	sample := []metrics.Sample{{Name: "/sched/pauses/total/gc:seconds"}}
+	metrics.Read(sample)
+	return sample[0].Value.Float64Histogram()
+}
+
+// pauseQuantile returns the q quantile, in seconds, of the pauses counted in
+// after but not in before: the upper bound of the bucket that holds it, or 0
+// if there are none.
+func pauseQuantile(before, after *metrics.Float64Histogram, q float64) float64 {
+	var total uint64
+	for i := range after.Counts {
+		total += after.Counts[i] - before.Counts[i]
+	}
+	if total == 0 {
+		return 0
+	}
+	rank := uint64(math.Ceil(q * float64(total)))
+	var seen uint64
+	for i := range after.Counts {
+		seen += after.Counts[i] - before.Counts[i]
+		if seen >= rank {
+			return after.Buckets[i+1]
+		}
+	}
+	return after.Buckets[len(after.Buckets)-1]
 }

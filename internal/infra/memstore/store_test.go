@@ -284,7 +284,7 @@ func TestRecordRacingSplit(t *testing.T) {
 	const (
 		rounds  = 20
 		writers = 8
-		each    = 3 * splitSlots / 4 / writers * 2 // together twice the split point
+		each    = splitVisitors / writers * 2 // together twice the split point
 	)
 	ids := make([]domain.VisitorID, writers*each)
 	for i := range ids {
@@ -444,7 +444,7 @@ func TestStats(t *testing.T) {
 	t.Parallel()
 	// A page of n visitors numbered from 0 holds these table bytes.
 	tableBytes := func(t *testing.T, n int) int64 {
-		if n <= 3*splitSlots/4 {
+		if n <= splitVisitors {
 			return int64(sizeFor(n)) * 8
 		}
 		var counts [stripeCount]int
@@ -464,7 +464,7 @@ func TestStats(t *testing.T) {
 		{"empty", nil},
 		{"one page, one visitor", []int{1}},
 		{"table sizes", []int{6, 7, 12, 13, 100}},
-		{"at the split", []int{3 * splitSlots / 4, 3*splitSlots/4 + 1}},
+		{"at the split", []int{splitVisitors, splitVisitors + 1}},
 		{"large", []int{20000, 1}},
 	}
 	for _, tt := range tests {
@@ -549,9 +549,9 @@ func TestSet(t *testing.T) {
 				if s.n != len(in) {
 					t.Fatalf("n = %d after %d inserts", s.n, len(in))
 				}
-				if len(s.slots)&(len(s.slots)-1) != 0 || s.n*loadDen > len(s.slots)*loadNum {
-					t.Fatalf("%d values in %d slots: want a power of two at most %d/%d full",
-						s.n, len(s.slots), loadNum, loadDen)
+				if len(s.slots) != sizeFor(s.n) || s.n*loadDen > len(s.slots)*loadNum {
+					t.Fatalf("%d values in %d slots: want %d slots, at most %d/%d full",
+						s.n, len(s.slots), sizeFor(s.n), loadNum, loadDen)
 				}
 			}
 			for h := range in {
@@ -611,7 +611,7 @@ func TestRecordDoesNotAllocate(t *testing.T) {
 		ids[i] = visitorN(t, i)
 	}
 	record(t, s, small, ids[0])
-	// 5000 visitors: past the split at 3072.
+	// 5000 visitors: past the split at splitVisitors (3178).
 	for _, id := range ids[:5000] {
 		record(t, s, large, id)
 	}

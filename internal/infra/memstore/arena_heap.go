@@ -1,0 +1,19 @@
+//go:build !linux || race
+
+package memstore
+
+// arena stands in for the mapped arena of arena_mmap.go where that one is
+// not built: on systems other than Linux, and under the race detector, which
+// does not see memory outside the Go heap and so would not check the tables.
+// Tables are plain slices of the Go heap, and freeing one is the garbage
+// collector's job.
+type arena struct{}
+
+// newArena returns an arena.
+func newArena() *arena { return new(arena) }
+
+// alloc returns a zeroed table of size slots.
+func (a *arena) alloc(slots int) []uint64 { return make([]uint64, slots) }
+
+// free leaves t to the garbage collector.
+func (a *arena) free(t []uint64) {}

@@ -1,0 +1,100 @@
+//go:build linux && !race
+
+package memstore
+
+import (
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/webtracker/tracker/internal/domain"
+)
+
+// Tables that grow in turn, as the pages of a store do, reuse the memory of
+// the tables they replace, whatever their sizes; and once all are freed,
+// the free blocks merge back into one per chunk, and the pages kept for
+// reuse stay within bounds.
+func TestArenaReusesAndMerges(t *testing.T) {
+	t.Parallel()
+	a := newArena()
+	const tables = 200
+	sets := make([][]uint64, tables)
+	peak := 0
+	for size := minSlots; size < 10_000; size = nextSize(size) {
+		for i := range sets {
+			t := a.alloc(size)
+			if sets[i] != nil {
+				a.free(sets[i])
+			}
+			sets[i] = t
+		}
+		peak = max(peak, a.live)
+	}
+	mapped := 0
+	for _, c := range a.chunks.all {
+		mapped += c.cut
+	}
+	if mapped > 2*peak {
+		t.Errorf("%d bytes cut from chunks for %d live at most; want at most twice", mapped, peak)
+	}
+	for _, s := range sets {
+		a.free(s)
+	}
+	if a.live != 0 {
+		t.Errorf("live = %d bytes after freeing every table, want 0", a.live)
+	}
+	if a.pending > retainMin {
+		t.Errorf("pending = %d bytes with nothing live, want at most %d", a.pending, retainMin)
+	}
+	for i, c := range a.chunks.all {
+		if len(c.free) != 1 || c.free[0] != c.cut {
+			t.Errorf("chunk %d: free blocks %v, want one of %d bytes at 0", i, c.free, c.cut)
+		}
+	}
+}
+
+// A store that nobody holds any more gives its mappings back. The test
+// measures the resident set of the process, so it does not run in parallel.
+func TestStoreIsUnmapped(t *testing.T) {
+	const (
+		stores = 10
+		pages  = 100
+		pairs  = 400_000 // over 4 MB of tables a store
+	)
+	pageURLs := make([]domain.PageURL, pages)
+	for i := range pageURLs {
+		pageURLs[i] = pageN(t, i)
+	}
+	ids := make([]domain.VisitorID, pairs/pages)
+	for i := range ids {
+		ids[i] = visitorN(t, i)
+	}
+	runtime.GC()
+	before, err := residentBytes()
+	if err != nil {
+		t.Skip(err)
+	}
+	for range stores {
+		s := New()
+		for _, id := range ids {
+			for _, page := range pageURLs {
+				record(t, s, page, id)
+			}
+		}
+	}
+	// Cleanups run on a goroutine of their own after a GC. Leaked, the
+	// tables would take 40 MB; the heap's garbage takes a few.
+	var grown int64
+	for range 100 {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+		after, err := residentBytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if grown = after - before; grown < stores*pairs*10/2 {
+			return
+		}
+	}
+	t.Errorf("resident set grew by %d bytes over %d dropped stores of %d pairs", grown, stores, pairs)
+}
