@@ -30,6 +30,7 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,7 +45,10 @@ type Store struct {
 	// seed picks a page's shard. It is random per Store, which is fine since
 	// shards are never persisted, and keeps crafted URLs from piling onto
 	// one shard.
-	seed   maphash.Seed
+	seed maphash.Seed
+	// key scrambles visitor hashes before they pick a slot and a stripe;
+	// see slotKey.
+	key    uint64
 	arena  *arena // the tables of every page
 	shards [shardCount]shard
 }
@@ -67,7 +71,7 @@ type Stats struct {
 
 // New returns an empty Store.
 func New() *Store {
-	s := &Store{seed: maphash.MakeSeed(), arena: newArena()}
+	s := &Store{seed: maphash.MakeSeed(), key: rand.Uint64(), arena: newArena()}
 	for i := range s.shards {
 		s.shards[i].pages = make(map[string]*page)
 	}
@@ -86,7 +90,7 @@ func (s *Store) Record(ctx context.Context, v domain.PageView) error {
 	}
 	key := v.Page.String()
 	sh := s.shardOf(key)
-	added, grown := sh.page(key, s.arena).add(v.Visitor.Hash())
+	added, grown := sh.page(key, s.arena).add(s.slotKey(v.Visitor.Hash()))
 	if added {
 		sh.pairs.Add(1)
 	}
@@ -94,6 +98,33 @@ func (s *Store) Record(ctx context.Context, v domain.PageView) error {
 		sh.bytes.Add(grown)
 	}
 	return nil
+}
+
+// slotKey turns a visitor hash into the value the tables keep. The visitor
+// hash is fixed and public (it must mean the same in every process), so
+// anyone could craft ids whose hashes share the bits that pick a slot and a
+// stripe, and make every insert into one page probe a long cluster under its
+// lock. Tables keep a keyed scramble of it instead, with a key random per
+// Store. The scramble (xor, then murmur3's finalizer) is a bijection, so
+// distinct hashes stay distinct and counts stay exact; 0, which the tables
+// use for an empty slot, is moved to the image of hash 0, which no visitor
+// has. A later snapshot can recover the hash by inverting it.
+func (s *Store) slotKey(h uint64) uint64 {
+	k := fmix64(h ^ s.key)
+	if k == 0 {
+		k = fmix64(s.key)
+	}
+	return k
+}
+
+// fmix64 is murmur3's 64-bit finalizer, a bijection that mixes every bit.
+func fmix64(k uint64) uint64 {
+	k ^= k >> 33
+	k *= 0xff51afd7ed558ccd
+	k ^= k >> 33
+	k *= 0xc4ceb9fe1a85ec53
+	k ^= k >> 33
+	return k
 }
 
 // Visitors answers the number of distinct visitors of page; a page never

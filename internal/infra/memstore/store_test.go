@@ -440,16 +440,54 @@ func TestPageWithManyVisitors(t *testing.T) {
 	}
 }
 
+// TestSlotKey checks that the scramble of visitor hashes is one to one and
+// never 0, and that two stores scramble differently.
+func TestSlotKey(t *testing.T) {
+	t.Parallel()
+	a, b := New(), New()
+	seen := make(map[uint64]bool)
+	for i := range 10000 {
+		h := visitorN(t, i).Hash()
+		k := a.slotKey(h)
+		if k == 0 || seen[k] {
+			t.Fatalf("slotKey(%#x) = %#x: zero or taken", h, k)
+		}
+		seen[k] = true
+		if k == b.slotKey(h) && a.key != b.key {
+			t.Fatalf("two stores scramble %#x alike", h)
+		}
+	}
+	// The one hash whose scramble is 0 is moved, not lost.
+	s := &Store{key: 12345}
+	h0 := unfmix64(0) ^ s.key
+	if fmix64(h0^s.key) != 0 {
+		t.Fatal("unfmix64 does not invert fmix64")
+	}
+	if k := s.slotKey(h0); k == 0 || k == s.slotKey(h0+1) {
+		t.Errorf("slotKey(%#x) = %#x, want a free non-zero value", h0, k)
+	}
+}
+
+// unfmix64 inverts fmix64.
+func unfmix64(k uint64) uint64 {
+	k ^= k >> 33
+	k *= 0x9cb4b2f8129337db // inverse of 0xc4ceb9fe1a85ec53
+	k ^= k >> 33
+	k *= 0x4f74430c22a54005 // inverse of 0xff51afd7ed558ccd
+	k ^= k >> 33
+	return k
+}
+
 func TestStats(t *testing.T) {
 	t.Parallel()
 	// A page of n visitors numbered from 0 holds these table bytes.
-	tableBytes := func(t *testing.T, n int) int64 {
+	tableBytes := func(t *testing.T, s *Store, n int) int64 {
 		if n <= splitVisitors {
 			return int64(sizeFor(n)) * 8
 		}
 		var counts [stripeCount]int
 		for i := range n {
-			counts[stripeOf(visitorN(t, i).Hash())]++
+			counts[stripeOf(s.slotKey(visitorN(t, i).Hash()))]++
 		}
 		b := int64(stripeCount * stripeSize)
 		for _, c := range counts {
@@ -480,7 +518,7 @@ func TestStats(t *testing.T) {
 				}
 				want.Pages++
 				want.Pairs += int64(n)
-				want.Bytes += int64(len(page.String())) + tableBytes(t, n)
+				want.Bytes += int64(len(page.String())) + tableBytes(t, s, n)
 			}
 			if got := s.Stats(); got != want {
 				t.Errorf("Stats() = %+v, want %+v", got, want)
