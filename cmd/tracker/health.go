@@ -3,6 +3,7 @@ package main
 import (
 	"net/http"
 	"sync/atomic"
+	"time"
 
 	"github.com/webtracker/tracker/api"
 	"github.com/webtracker/tracker/internal/web"
@@ -21,7 +22,7 @@ func readyz(ready *atomic.Bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !ready.Load() {
 			web.Error(w, r, &web.StatusError{Status: http.StatusServiceUnavailable, Slug: "not-ready",
-				Detail: "the service is shutting down"})
+				Detail: "the service is shutting down", RetryAfter: 5 * time.Second})
 			return
 		}
 		web.WriteJSON(w, r, http.StatusOK, map[string]string{"status": "ready"})

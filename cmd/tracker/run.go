@@ -95,8 +95,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if tlsConfig != nil {
 		scheme = "https"
 	}
-	logger.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "version", buildVersion())
-
 	serveErr := make(chan error, 1)
 	go func() {
 		if tlsConfig != nil {
@@ -107,6 +105,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}()
 	ready.Store(true)
+	logger.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "version", buildVersion())
 
 	select {
 	case err := <-serveErr:

@@ -157,10 +157,16 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Errorf("readyz during shutdown = %d, want 503", resp.StatusCode)
 	}
 
-	time.Sleep(500 * time.Millisecond) // past the delay: the listener is closed
-	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+	// Past the delay the listener closes: poll until a dial is refused.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			break
+		}
 		c.Close()
-		t.Error("the listener still accepts connections after the drain delay")
+		if time.Now().After(deadline) {
+			t.Fatal("the listener still accepts connections 5s after shutdown began")
+		}
 	}
 
 	fmt.Fprint(conn, body[20:])

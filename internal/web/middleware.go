@@ -162,12 +162,13 @@ func Observe(logger *slog.Logger, quietSuccess bool) Middleware {
 			// allocate, on every request.
 			if id := headerValue(r.Header, "X-Request-Id"); validRequestID(id) {
 				x.idLen = copy(x.idBuf[:], id)
-				w.Header()["X-Request-Id"] = r.Header["X-Request-Id"] // echoed, as sent
+				w.Header()["X-Request-Id"] = r.Header["X-Request-Id"][:1:1] // echoed: the one read
 			} else {
 				b := strconv.AppendUint(append(x.idBuf[:0], base...), seq.Add(1), 36)
 				x.idLen = len(b)
 			}
 			defer func() {
+				abort := false
 				if v := recover(); v != nil {
 					if v == http.ErrAbortHandler {
 						panic(v)
@@ -176,7 +177,13 @@ func Observe(logger *slog.Logger, quietSuccess bool) Middleware {
 						slog.String("request_id", x.id()),
 						slog.Any("panic", v),
 						slog.String("stack", string(debug.Stack())))
-					Error(x, r, fmt.Errorf("panic: %v", v))
+					if x.status == 0 {
+						Error(x, r, fmt.Errorf("panic: %v", v))
+					} else {
+						// Part of an answer is out: a problem cannot follow
+						// it, so net/http is told to cut the connection.
+						abort = true
+					}
 				}
 				if x.status == 0 {
 					// Answer now, so that net/http reads no header of a pooled
@@ -189,6 +196,9 @@ func Observe(logger *slog.Logger, quietSuccess bool) Middleware {
 				}
 				logAccess(logger, quietSuccess, r, x, took)
 				pool.Put(x)
+				if abort {
+					panic(http.ErrAbortHandler)
+				}
 			}()
 			next.ServeHTTP(x, r)
 		})
@@ -283,13 +293,19 @@ func (c *deadlineCtx) Err() error {
 	if a := c.armed.Load(); a != nil {
 		return (*a).Err()
 	}
-	if err := c.Context.Err(); err != nil {
-		return err
+	if c.Context.Err() == nil && time.Now().Before(c.deadline) {
+		return nil
 	}
-	if !time.Now().Before(c.deadline) {
-		return context.DeadlineExceeded
-	}
-	return nil
+	// Done or past due: arm, so that this error is the one every later call
+	// sees, as the Context contract asks.
+	return c.arm().Err()
+}
+
+// AfterFunc lets context.WithCancel and friends, given this context as a
+// parent, register with the armed context rather than start a goroutine
+// each to watch Done.
+func (c *deadlineCtx) AfterFunc(f func()) (stop func() bool) {
+	return context.AfterFunc(c.arm(), f)
 }
 
 // arm returns the real deadline context, making it on the first call.

@@ -3,8 +3,10 @@ package ingest
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -81,6 +83,11 @@ func readBody(r io.Reader, buf []byte) ([]byte, error) {
 			return buf, nil
 		}
 		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return buf, &web.StatusError{Status: http.StatusRequestTimeout, Slug: "request-timeout",
+					Detail: "the request body did not arrive within the server's read timeout"}
+			}
 			return buf, fmt.Errorf("%w: reading the body: %v", web.ErrMalformedBody, err)
 		}
 	}

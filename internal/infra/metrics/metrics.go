@@ -94,8 +94,8 @@ func (r *Route) Observe(status int, took time.Duration, reason string) {
 	if c := r.counter(status); c != nil {
 		c.Inc()
 	}
-	if !r.events {
-		return
+	if !r.events || status == http.StatusMethodNotAllowed || status == http.StatusNotFound {
+		return // not an event: another method on the path
 	}
 	if status < 300 {
 		r.accepted.Inc()
