@@ -25,7 +25,10 @@ func TestLoopsUnderStall(t *testing.T) {
 		wantSvcRecord bool
 	}{
 		{name: "open loop", open: true, wantSlowP90: true, minOK: 250, maxOK: 300, wantSvcRecord: true},
-		{name: "closed loop", open: false, wantSlowP90: false, minOK: 300},
+		// The closed loop answers as fast as the pipe goes after the stall:
+		// a few hundred here, fewer on a loaded machine; 100 is plenty to
+		// show it went on counting, without timing the machine.
+		{name: "closed loop", open: false, wantSlowP90: false, minOK: 100},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
