@@ -63,7 +63,7 @@ func (c *ClientIPs) Of(r *http.Request) netip.Addr {
 			} else {
 				hop, list = list, ""
 			}
-			a, err := netip.ParseAddr(strings.TrimSpace(hop))
+			a, err := parseHop(strings.TrimSpace(hop))
 			if err != nil {
 				return peer // a garbled chain: fall back on what we saw
 			}
@@ -75,6 +75,16 @@ func (c *ClientIPs) Of(r *http.Request) netip.Addr {
 		}
 	}
 	return peer
+}
+
+// parseHop reads one X-Forwarded-For entry: an address, or an address with
+// a port as some load balancers write it ("192.0.2.1:5555", "[2001:db8::1]:80").
+func parseHop(hop string) (netip.Addr, error) {
+	if a, err := netip.ParseAddr(hop); err == nil {
+		return a, nil
+	}
+	ap, err := netip.ParseAddrPort(hop)
+	return ap.Addr(), err
 }
 
 func (c *ClientIPs) isTrusted(a netip.Addr) bool {
@@ -107,6 +117,13 @@ type RateLimiter struct {
 	swept   time.Time
 }
 
+// maxClients bounds the buckets kept. Past it, the limiter forgets every
+// client at once (each starts again with a full burst) rather than grow
+// without bound when many addresses come at once: it fails open, since its
+// job is to keep one client from crowding out the others, not to refuse
+// service.
+const maxClients = 1 << 16
+
 type bucket struct {
 	tokens float64
 	last   time.Time
@@ -124,7 +141,15 @@ func (l *RateLimiter) Allow(client netip.Addr) (ok bool, retryAfter time.Duratio
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// An IPv6 client usually holds a whole /64: limit the /64, or it could
+	// take a fresh bucket per address.
+	if client.Is6() && !client.Is4In6() {
+		client = netip.PrefixFrom(client, 64).Masked().Addr()
+	}
 	l.sweep(now)
+	if len(l.buckets) >= maxClients {
+		clear(l.buckets)
+	}
 	b := l.buckets[client]
 	if b == nil {
 		b = &bucket{tokens: l.burst, last: now}

@@ -288,6 +288,8 @@ func TestClientIPs(t *testing.T) {
 		{"spoofed left entries ignored", "10.1.2.3:80", []string{"10.0.0.1, 7.7.7.7"}, "7.7.7.7"},
 		{"only trusted hops", "10.1.2.3:80", []string{"10.0.0.5"}, "10.0.0.5"},
 		{"garbage falls back to peer", "10.1.2.3:80", []string{"not-an-ip"}, "10.1.2.3"},
+		{"entry with a port", "10.1.2.3:80", []string{"198.51.100.9:5555"}, "198.51.100.9"},
+		{"IPv6 entry with a port", "10.1.2.3:80", []string{"[2001:db8::9]:443"}, "2001:db8::9"},
 		{"trusted peer, no header", "10.1.2.3:80", nil, "10.1.2.3"},
 		{"ipv4-mapped", "[::ffff:203.0.113.7]:1", nil, "203.0.113.7"},
 	}
@@ -330,6 +332,18 @@ func TestRateLimiter(t *testing.T) {
 	}
 	if ok, _ := l.Allow(a); ok {
 		t.Fatal("more tokens than the refill gave")
+	}
+
+	// The addresses of one IPv6 /64 share a bucket; another /64 does not.
+	v6 := web.NewRateLimiter(2, 1, clock)
+	if ok, _ := v6.Allow(netip.MustParseAddr("2001:db8:1:2::1")); !ok {
+		t.Fatal("first request of a /64 refused")
+	}
+	if ok, _ := v6.Allow(netip.MustParseAddr("2001:db8:1:2::ffff")); ok {
+		t.Error("another address of the same /64 got a fresh bucket")
+	}
+	if ok, _ := v6.Allow(netip.MustParseAddr("2001:db8:1:3::1")); !ok {
+		t.Error("another /64 is limited by the first")
 	}
 
 	ips := web.NewClientIPs(nil)
@@ -434,4 +448,23 @@ func TestDeadline(t *testing.T) {
 			}
 		})
 	})
+}
+
+// TestRateLimiterBounded checks that the limiter forgets its clients, failing
+// open, rather than grow past its bound when many addresses come at once.
+func TestRateLimiterBounded(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1_700_000_000, 0)
+	l := web.NewRateLimiter(1, 1, func() time.Time { return now })
+	a := netip.MustParseAddr("192.0.2.1")
+	l.Allow(a)
+	if ok, _ := l.Allow(a); ok {
+		t.Fatal("burst of 1 allowed twice")
+	}
+	for i := range 1 << 16 {
+		l.Allow(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}))
+	}
+	if ok, _ := l.Allow(a); !ok {
+		t.Error("past the bound, the limiter still remembers every client")
+	}
 }
