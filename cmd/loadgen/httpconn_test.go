@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/webtracker/tracker/internal/baseline"
 )
 
 func TestReadResponse(t *testing.T) {
@@ -22,7 +24,7 @@ func TestReadResponse(t *testing.T) {
 		remaining string
 	}{
 		{name: "content length", in: "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 44\r\n\r\n" +
-			bareAnswer, status: 200, body: bareAnswer},
+			baseline.Answer, status: 200, body: baseline.Answer},
 		{name: "202 empty", in: "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\nDate: Mon, 01 Jan 2026 00:00:00 GMT\r\n\r\n", status: 202},
 		{name: "header case and spaces", in: "HTTP/1.1 200 OK\r\ncontent-LENGTH:   3  \r\n\r\nabc", status: 200, body: "abc"},
 		{name: "status line without reason", in: "HTTP/1.1 204\r\n\r\n", status: 204},
@@ -79,7 +81,7 @@ func TestReadResponse(t *testing.T) {
 // once the body buffer has grown, since the client must stay cheap.
 func TestReadResponseAllocs(t *testing.T) {
 	// Not parallel: AllocsPerRun counts the allocations of the whole process.
-	one := "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 44\r\n\r\n" + bareAnswer
+	one := "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 44\r\n\r\n" + baseline.Answer
 	r := strings.NewReader("")
 	br := bufio.NewReader(r)
 	body := make([]byte, 0, 64)

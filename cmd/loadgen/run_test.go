@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/webtracker/tracker/internal/baseline"
 )
 
 // fakeTrackerFlag, among a test binary's arguments, makes it a stand-in for
@@ -65,7 +67,7 @@ func serveFakeTracker(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	bare := bareHandler()
+	bare := baseline.Handler()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {})
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {

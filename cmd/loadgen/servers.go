@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"syscall"
 	"time"
+
+	"github.com/webtracker/tracker/internal/baseline"
 )
 
 // server is a child process serving HTTP on a loopback port.
@@ -35,7 +37,6 @@ type serverSpec struct {
 const (
 	trackerReadyPath = "/readyz"
 	bareReadyPath    = "/api/v1/visitors?url=https%3A%2F%2Fexample.com%2F"
-	bareAnswer       = `{"url":"https://example.com/","visitors":42}`
 	startTimeout     = 15 * time.Second
 	stopTimeout      = 3 * time.Second
 )
@@ -149,22 +150,7 @@ func get(addr, target string) (int, []byte, error) {
 // serveBare is the hidden -serve-bare mode: the baseline server, until ctx
 // is done.
 func serveBare(ctx context.Context, addr string) error {
-	return serve(ctx, addr, bareHandler())
-}
-
-// bareHandler is the floor the tracker is measured against: the API's two
-// routes on net/http's own mux, doing nothing but answer.
-func bareHandler() *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /api/v1/events", func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.WriteHeader(http.StatusAccepted)
-	})
-	mux.HandleFunc("GET /api/v1/visitors", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, bareAnswer)
-	})
-	return mux
+	return serve(ctx, addr, baseline.Handler())
 }
 
 // serve serves h on addr until ctx is done. The server is plain on purpose,

@@ -41,9 +41,6 @@ type config struct {
 	policy domain.URLPolicy
 }
 
-// errHelp reports that -h was asked for and answered.
-var errHelp = flag.ErrHelp
-
 // parseConfig reads flags from args, each defaulting to its environment
 // variable TRACKER_<NAME> when set, then to its built-in default. A flag on
 // the command line wins over the environment.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,7 +24,7 @@ import (
 // their own arguments, in parallel.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, err := parseConfig(args, getenv, stdout)
-	if errors.Is(err, errHelp) {
+	if errors.Is(err, flag.ErrHelp) { // -h was asked for and answered
 		return nil
 	}
 	if err != nil {

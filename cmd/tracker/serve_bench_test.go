@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/webtracker/tracker/internal/baseline"
 	"github.com/webtracker/tracker/internal/domain"
 	"github.com/webtracker/tracker/internal/infra/memstore"
 	"github.com/webtracker/tracker/internal/infra/metrics"
@@ -26,19 +27,10 @@ import (
 // The client is a raw keep-alive connection that allocates nothing per
 // request, so allocs/op are the server's.
 func BenchmarkServe(b *testing.B) {
-	bare := http.NewServeMux()
-	bare.HandleFunc("POST /api/v1/events", func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.WriteHeader(http.StatusAccepted)
-	})
-	bare.HandleFunc("GET /api/v1/visitors", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"url":"https://example.com/","visitors":42}`+"\n")
-	})
 	for _, handler := range []struct {
 		name string
 		h    http.Handler
-	}{{"bare", bare}, {"tracker", benchHandler()}} {
+	}{{"bare", baseline.Handler()}, {"tracker", benchHandler()}} {
 		addr := benchServer(b, handler.h)
 		b.Run("ingest/"+handler.name, func(b *testing.B) {
 			var n atomic.Int64
