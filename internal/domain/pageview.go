@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"fmt"
 	"unicode"
 	"unicode/utf8"
 )
@@ -8,15 +9,19 @@ import (
 // MaxVisitorIDBytes is the longest visitor id accepted, in bytes.
 const MaxVisitorIDBytes = 256
 
-// VisitorID identifies a visitor, as chosen by the site. It is opaque and
-// compared byte for byte: case, spaces and any Unicode are kept as sent.
-type VisitorID struct{ s string }
+// VisitorID identifies a visitor, as chosen by the site. The id is opaque and
+// compared byte for byte (case, spaces and any Unicode are kept as sent), so
+// a VisitorID keeps only its 64-bit hash (see Hash): stores keep nothing
+// else, and a request's id need never be copied out of its body.
+type VisitorID struct{ hash uint64 }
 
 // ParseVisitorID checks that s is 1 to MaxVisitorIDBytes bytes of valid UTF-8
-// without control characters. The error is a *FieldError for "visitor_id".
-func ParseVisitorID(s string) (VisitorID, error) {
+// without control characters, and hashes it. The error is a *FieldError for
+// "visitor_id". It takes bytes as well as a string, so that a decoder can
+// pass the id in place.
+func ParseVisitorID[S ~string | ~[]byte](s S) (VisitorID, error) {
 	switch {
-	case s == "":
+	case len(s) == 0:
 		return VisitorID{}, &FieldError{Field: "visitor_id", Reason: "must not be empty"}
 	case len(s) > MaxVisitorIDBytes:
 		return VisitorID{}, &FieldError{Field: "visitor_id", Reason: "must be at most 256 bytes"}
@@ -30,7 +35,8 @@ func ParseVisitorID(s string) (VisitorID, error) {
 			i++
 			continue
 		}
-		r, size := utf8.DecodeRuneInString(s[i:])
+		// At most 4 bytes: the conversion stays on the stack.
+		r, size := utf8.DecodeRuneInString(string(s[i:min(i+utf8.UTFMax, len(s))]))
 		if r == utf8.RuneError && size == 1 {
 			return VisitorID{}, &FieldError{Field: "visitor_id", Reason: "must be valid UTF-8"}
 		}
@@ -39,11 +45,21 @@ func ParseVisitorID(s string) (VisitorID, error) {
 		}
 		i += size
 	}
-	return VisitorID{s: s}, nil
+	return VisitorID{hash: hashID(s)}, nil
 }
 
-// String returns the id as sent.
-func (v VisitorID) String() string { return v.s }
+// VisitorFromHash returns the visitor whose Hash is h, for stores that read
+// back the hashes they kept. 0, which Hash never returns, is rejected with
+// an error that matches ErrInvalid.
+func VisitorFromHash(h uint64) (VisitorID, error) {
+	if h == 0 {
+		return VisitorID{}, fmt.Errorf("visitor hash 0: %w", ErrInvalid)
+	}
+	return VisitorID{hash: h}, nil
+}
+
+// IsZero reports whether v is the zero VisitorID, which no parser returns.
+func (v VisitorID) IsZero() bool { return v.hash == 0 }
 
 // PageView is one visit of one page by one visitor. Both parts are valid.
 type PageView struct {
@@ -53,7 +69,7 @@ type PageView struct {
 
 // NewPageView validates a raw event under the page identity rules of p.
 // Its error is a *ValidationError naming every bad field.
-func (p URLPolicy) NewPageView(visitorID, rawURL string) (PageView, error) {
+func (p URLPolicy) NewPageView(visitorID []byte, rawURL string) (PageView, error) {
 	v, verr := ParseVisitorID(visitorID)
 	u, uerr := p.Canonical(rawURL)
 	if err := Validate(verr, uerr); err != nil {

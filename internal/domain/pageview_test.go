@@ -2,6 +2,7 @@ package domain_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -34,9 +35,14 @@ func TestParseVisitorID(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			v, err := domain.ParseVisitorID(tt.id)
+			// Bytes and string are one id: a decoder passes bytes, a test
+			// or a store may pass a string.
+			if vb, errb := domain.ParseVisitorID([]byte(tt.id)); vb != v || fmt.Sprint(errb) != fmt.Sprint(err) {
+				t.Fatalf("ParseVisitorID of bytes = %v, %v; of string = %v, %v", vb, errb, v, err)
+			}
 			if tt.reason == "" {
-				if err != nil || v.String() != tt.id {
-					t.Fatalf("ParseVisitorID(%q) = %q, %v", tt.id, v, err)
+				if err != nil || v.IsZero() {
+					t.Fatalf("ParseVisitorID(%q) = %v, %v", tt.id, v, err)
 				}
 				return
 			}
@@ -59,11 +65,11 @@ func TestVisitorIDsAreCaseSensitive(t *testing.T) {
 
 func TestNewPageView(t *testing.T) {
 	t.Parallel()
-	v, err := domain.URLPolicy{}.NewPageView("v1", "HTTP://A.com:80/x#y")
-	if err != nil || v.Visitor.String() != "v1" || v.Page.String() != "http://a.com/x" {
+	v, err := domain.URLPolicy{}.NewPageView([]byte("v1"), "HTTP://A.com:80/x#y")
+	if want, _ := domain.ParseVisitorID("v1"); err != nil || v.Visitor != want || v.Page.String() != "http://a.com/x" {
 		t.Fatalf("NewPageView = %+v, %v", v, err)
 	}
-	_, err = domain.URLPolicy{}.NewPageView("", "ftp://a.com/")
+	_, err = domain.URLPolicy{}.NewPageView(nil, "ftp://a.com/")
 	var ve *domain.ValidationError
 	if !errors.As(err, &ve) || len(ve.Fields) != 2 || ve.Fields[0].Field != "visitor_id" || ve.Fields[1].Field != "url" {
 		t.Fatalf("err = %v, want both fields named, visitor_id first", err)
@@ -71,7 +77,7 @@ func TestNewPageView(t *testing.T) {
 	if !errors.Is(err, domain.ErrInvalid) {
 		t.Error("a validation error does not match ErrInvalid")
 	}
-	_, err = domain.URLPolicy{}.NewPageView("ok", "nope")
+	_, err = domain.URLPolicy{}.NewPageView([]byte("ok"), "nope")
 	if fs := domain.FieldErrors(err); len(fs) != 1 || fs[0].Field != "url" {
 		t.Errorf("FieldErrors = %v, want url only", fs)
 	}
@@ -88,5 +94,17 @@ func TestValidate(t *testing.T) {
 	}
 	if domain.FieldErrors(other) != nil {
 		t.Error("FieldErrors of a plain error is not nil")
+	}
+}
+
+func TestVisitorFromHash(t *testing.T) {
+	t.Parallel()
+	v, _ := domain.ParseVisitorID("v1")
+	got, err := domain.VisitorFromHash(v.Hash())
+	if err != nil || got != v {
+		t.Errorf("VisitorFromHash(%#x) = %v, %v; want the visitor it came from", v.Hash(), got, err)
+	}
+	if _, err := domain.VisitorFromHash(0); !errors.Is(err, domain.ErrInvalid) {
+		t.Errorf("VisitorFromHash(0) error = %v, want ErrInvalid", err)
 	}
 }

@@ -18,8 +18,11 @@ import "math/bits"
 // Distinct ids can collide, with probability about n²/2^65 among n ids (for
 // a billion ids of one page, about 3%, for a million, about 3e-8), so a
 // count of distinct hashes is exact for every practical purpose.
-func (v VisitorID) Hash() uint64 {
-	return nonZero(finalize(wyhash(v.s, 0)))
+func (v VisitorID) Hash() uint64 { return v.hash }
+
+// hashID is the hash of an id's bytes; see VisitorID.Hash.
+func hashID[S ~string | ~[]byte](id S) uint64 {
+	return nonZero(finalize(wyhash(id, 0)))
 }
 
 // nonZero maps 0 to zeroHash and leaves every other hash as it is.
@@ -45,7 +48,7 @@ const (
 // wyhash is wyhash final 3 (Wang Yi, public domain) with its default secret:
 // a multiply-fold of 16 bytes (two 8-byte words) per step, three independent
 // lanes above 48 bytes. The tests check it against the reference test vectors.
-func wyhash(s string, seed uint64) uint64 {
+func wyhash[S ~string | ~[]byte](s S, seed uint64) uint64 {
 	n := len(s)
 	seed ^= wyp0
 	var a, b uint64
@@ -105,14 +108,14 @@ func finalize(h uint64) uint64 {
 
 // read8 reads 8 bytes of s at i, little-endian. The compiler merges the byte
 // loads into one, and the first index check spares the others.
-func read8(s string, i int) uint64 {
+func read8[S ~string | ~[]byte](s S, i int) uint64 {
 	s = s[i : i+8]
 	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
 		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
 }
 
 // read4 reads 4 bytes of s at i, little-endian.
-func read4(s string, i int) uint32 {
+func read4[S ~string | ~[]byte](s S, i int) uint32 {
 	s = s[i : i+4]
 	return uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24
 }

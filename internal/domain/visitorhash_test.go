@@ -104,7 +104,7 @@ func TestVisitorIDHashAllLengthsDiffer(t *testing.T) {
 	} {
 		seen := make(map[uint64]int, longest+1)
 		for n := 0; n <= longest; n++ {
-			h := VisitorID{s: base[:n]}.Hash()
+			h := hashID(base[:n])
 			if h == 0 {
 				t.Errorf("Hash(%q) = 0", base[:n])
 			}
@@ -122,10 +122,10 @@ func TestVisitorIDHashEveryByteCounts(t *testing.T) {
 	t.Parallel()
 	for n := 1; n <= 100; n++ {
 		b := []byte(strings.Repeat("v", n))
-		h := VisitorID{s: string(b)}.Hash()
+		h := hashID(string(b))
 		for i := range b {
 			b[i] = 'w'
-			if (VisitorID{s: string(b)}).Hash() == h {
+			if hashID(string(b)) == h {
 				t.Errorf("len %d: changing byte %d leaves the hash unchanged", n, i)
 			}
 			b[i] = 'v'
@@ -142,7 +142,7 @@ func TestVisitorIDHashNoCollisions(t *testing.T) {
 	buf := make([]byte, 0, 32)
 	for i := range n {
 		buf = strconv.AppendInt(append(buf[:0], "visitor-"...), int64(i), 10)
-		hashes[i] = VisitorID{s: string(buf)}.Hash()
+		hashes[i] = hashID(string(buf))
 	}
 	slices.Sort(hashes)
 	for i := 1; i < n; i++ {
@@ -161,7 +161,7 @@ func TestVisitorIDHashBitBalance(t *testing.T) {
 	buf := make([]byte, 0, 32)
 	for i := range n {
 		buf = strconv.AppendInt(append(buf[:0], "visitor-"...), int64(i), 10)
-		h := VisitorID{s: string(buf)}.Hash()
+		h := hashID(string(buf))
 		for b := range ones {
 			ones[b] += int(h >> b & 1)
 		}
@@ -189,10 +189,10 @@ func TestVisitorIDHashAvalanche(t *testing.T) {
 				for i := range in {
 					in[i] = byte(rng.Uint32())
 				}
-				h := VisitorID{s: string(in)}.Hash()
+				h := hashID(string(in))
 				for bit := range flips {
 					in[bit/8] ^= 1 << (bit % 8)
-					d := h ^ VisitorID{s: string(in)}.Hash()
+					d := h ^ hashID(string(in))
 					in[bit/8] ^= 1 << (bit % 8)
 					for d != 0 {
 						flips[bit][bits.TrailingZeros64(d)]++
@@ -218,9 +218,9 @@ func TestVisitorIDHashAvalanche(t *testing.T) {
 }
 
 func TestVisitorIDHashDoesNotAllocate(t *testing.T) {
-	id := VisitorID{s: "f47ac10b-58cc-4372-a567-0e02b2c3d479"}
+	id := []byte("f47ac10b-58cc-4372-a567-0e02b2c3d479")
 	var sink uint64
-	if n := testing.AllocsPerRun(100, func() { sink ^= id.Hash() }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { sink ^= hashID(id) }); n != 0 {
 		t.Errorf("Hash allocates %v times per call, want 0", n)
 	}
 	_ = sink
@@ -229,12 +229,12 @@ func TestVisitorIDHashDoesNotAllocate(t *testing.T) {
 func BenchmarkVisitorIDHash(b *testing.B) {
 	for _, size := range []int{8, 16, 24, 36, 64} {
 		b.Run(strconv.Itoa(size), func(b *testing.B) {
-			id := VisitorID{s: strings.Repeat("v", size)}
+			id := []byte(strings.Repeat("v", size))
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
 			var sink uint64
 			for b.Loop() {
-				sink ^= id.Hash()
+				sink ^= hashID(id)
 			}
 			_ = sink
 		})

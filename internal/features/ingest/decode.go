@@ -103,20 +103,27 @@ func readBody(r io.Reader, buf []byte) ([]byte, error) {
 // A body that breaks several rules is reported for the first of: invalid
 // UTF-8, invalid JSON, not an object, a field given twice; then every bad
 // field at once.
-func decodeEvent(body []byte) (visitorID, rawURL string, err error) {
+//
+// The visitor id is returned in place, inside body when it has no escapes:
+// only its hash is kept, so it is never copied.
+func decodeEvent(body []byte) (visitorID []byte, rawURL string, err error) {
 	p := parser{b: body}
 	ev, ok := p.event()
 	switch {
 	case !ok:
-		return "", "", p.err()
+		return nil, "", p.err()
 	case ev.notObject:
-		return "", "", fmt.Errorf("%w: the body must be a JSON object", web.ErrMalformedBody)
+		return nil, "", fmt.Errorf("%w: the body must be a JSON object", web.ErrMalformedBody)
 	case ev.twice != "":
-		return "", "", fmt.Errorf("%w: field %q is given twice", web.ErrMalformedBody, ev.twice)
+		return nil, "", fmt.Errorf("%w: field %q is given twice", web.ErrMalformedBody, ev.twice)
 	}
 	var fieldErrs [2]error
 	visitorID, fieldErrs[0] = stringField("visitor_id", body, ev.visitorID)
-	rawURL, fieldErrs[1] = stringField("url", body, ev.url)
+	u, uerr := stringField("url", body, ev.url)
+	fieldErrs[1] = uerr
+	if uerr == nil {
+		rawURL = string(u)
+	}
 	return visitorID, rawURL, domain.Validate(fieldErrs[:]...)
 }
 
@@ -158,20 +165,20 @@ func (ev *event) field(key []byte, escaped bool) (string, *span) {
 	return "", nil
 }
 
-// stringField returns the text of the string that v spans in body, or why
-// the field named name has no such text.
-func stringField(name string, body []byte, v span) (string, error) {
+// stringField returns the text of the string that v spans in body, in place
+// unless it has escapes, or why the field named name has no such text.
+func stringField(name string, body []byte, v span) ([]byte, error) {
 	switch {
 	case v.end == 0:
-		return "", &domain.FieldError{Field: name, Reason: "is required"}
+		return nil, &domain.FieldError{Field: name, Reason: "is required"}
 	case body[v.start] != '"':
-		return "", &domain.FieldError{Field: name, Reason: "must be a string, not " + jsonKind(body[v.start])}
+		return nil, &domain.FieldError{Field: name, Reason: "must be a string, not " + jsonKind(body[v.start])}
 	}
 	s := body[v.start+1 : v.end-1]
 	if v.escaped {
-		return string(appendUnescaped(make([]byte, 0, len(s)), s)), nil
+		return appendUnescaped(make([]byte, 0, len(s)), s), nil
 	}
-	return string(s), nil
+	return s, nil
 }
 
 func jsonKind(first byte) string {

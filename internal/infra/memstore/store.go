@@ -85,7 +85,7 @@ func New() *Store {
 // ctx is unused: recording in memory is bounded and brief, so there is
 // nothing to cancel. It is there for the stores that do I/O.
 func (s *Store) Record(ctx context.Context, v domain.PageView) error {
-	if v.Page.IsZero() || v.Visitor.String() == "" {
+	if v.Page.IsZero() || v.Visitor.IsZero() {
 		return fmt.Errorf("memstore: record a page view with a zero page or visitor: %w", domain.ErrInvalid)
 	}
 	key := v.Page.String()
