@@ -117,12 +117,36 @@ func (s *Store) slotKey(h uint64) uint64 {
 	return k
 }
 
+// visitorHash inverts slotKey: it returns the visitor hash that a table
+// value k was made from.
+func (s *Store) visitorHash(k uint64) uint64 {
+	h := unfmix64(k) ^ s.key
+	if h == 0 {
+		// k is the image of 0, which slotKey gives the visitor whose hash
+		// is the key itself.
+		return s.key
+	}
+	return h
+}
+
 // fmix64 is murmur3's 64-bit finalizer, a bijection that mixes every bit.
 func fmix64(k uint64) uint64 {
 	k ^= k >> 33
 	k *= 0xff51afd7ed558ccd
 	k ^= k >> 33
 	k *= 0xc4ceb9fe1a85ec53
+	k ^= k >> 33
+	return k
+}
+
+// unfmix64 is the inverse of fmix64: each k ^= k>>33 is its own inverse on
+// 64 bits (applied twice it gives k ^ k>>66 = k), and each multiplier is
+// replaced by its inverse modulo 2^64.
+func unfmix64(k uint64) uint64 {
+	k ^= k >> 33
+	k *= 0x9cb4b2f8129337db
+	k ^= k >> 33
+	k *= 0x4f74430c22a54005
 	k ^= k >> 33
 	return k
 }

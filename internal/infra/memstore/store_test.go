@@ -468,16 +468,6 @@ func TestSlotKey(t *testing.T) {
 	}
 }
 
-// unfmix64 inverts fmix64.
-func unfmix64(k uint64) uint64 {
-	k ^= k >> 33
-	k *= 0x9cb4b2f8129337db // inverse of 0xc4ceb9fe1a85ec53
-	k ^= k >> 33
-	k *= 0x4f74430c22a54005 // inverse of 0xff51afd7ed558ccd
-	k ^= k >> 33
-	return k
-}
-
 func TestStats(t *testing.T) {
 	t.Parallel()
 	// A page of n visitors numbered from 0 holds these table bytes.

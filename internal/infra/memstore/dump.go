@@ -1,0 +1,98 @@
+package memstore
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/webtracker/tracker/internal/domain"
+)
+
+// Each calls fn with every page and its visitors, one page at a time, in no
+// particular order, and stops at fn's first error, which it returns. It is
+// for writing the store out while it takes writes: each page's visitors are
+// copied under the page's locks (a stripe at a time for a large page), so
+// writers wait for a copy, never for fn. A visitor recorded during the walk
+// may or may not be seen.
+//
+// visitors is reused from one call of fn to the next: fn must not keep it.
+func (s *Store) Each(fn func(page string, visitors []domain.VisitorID) error) error {
+	var (
+		keys  []string
+		pages []*page
+		buf   []domain.VisitorID
+	)
+	for i := range s.shards {
+		sh := &s.shards[i]
+		keys, pages = keys[:0], pages[:0]
+		sh.mu.RLock()
+		for k, p := range sh.pages {
+			keys = append(keys, k)
+			pages = append(pages, p)
+		}
+		sh.mu.RUnlock()
+		for j, p := range pages {
+			buf = p.appendVisitors(buf[:0], s)
+			if err := fn(keys[j], buf); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// appendVisitors appends the visitors of p to dst.
+func (p *page) appendVisitors(dst []domain.VisitorID, s *Store) []domain.VisitorID {
+	p.mu.Lock()
+	st := p.striped.Load()
+	if st == nil {
+		dst = p.small.appendVisitors(dst, s)
+	}
+	p.mu.Unlock()
+	if st != nil {
+		for i := range st {
+			st[i].mu.Lock()
+			dst = st[i].set.appendVisitors(dst, s)
+			st[i].mu.Unlock()
+		}
+	}
+	return dst
+}
+
+// appendVisitors appends the visitors whose values set s holds to dst.
+func (set *set) appendVisitors(dst []domain.VisitorID, s *Store) []domain.VisitorID {
+	for _, k := range set.slots {
+		if k != 0 {
+			v, _ := domain.VisitorFromHash(s.visitorHash(k)) // never 0: it is a bijection's image of a non-zero value
+			dst = append(dst, v)
+		}
+	}
+	return dst
+}
+
+// RecordAll adds the visitors of one page, as Record does for each, with one
+// lookup of the page: it is how a durable store reads a page back. Like
+// Record, it rejects a zero page or visitor, and ctx is unused.
+func (s *Store) RecordAll(ctx context.Context, page domain.PageURL, visitors []domain.VisitorID) error {
+	if page.IsZero() {
+		return fmt.Errorf("memstore: record visitors of a zero page: %w", domain.ErrInvalid)
+	}
+	for _, v := range visitors {
+		if v.IsZero() {
+			return fmt.Errorf("memstore: record a zero visitor: %w", domain.ErrInvalid)
+		}
+	}
+	key := page.String()
+	sh := s.shardOf(key)
+	p := sh.page(key, s.arena)
+	var added, grown int64
+	for _, v := range visitors {
+		a, g := p.add(s.slotKey(v.Hash()))
+		if a {
+			added++
+		}
+		grown += g
+	}
+	sh.pairs.Add(added)
+	sh.bytes.Add(grown)
+	return nil
+}
