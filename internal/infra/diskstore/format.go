@@ -1,0 +1,105 @@
+package diskstore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+
+	"github.com/webtracker/tracker/internal/domain"
+)
+
+// The files of a data directory:
+//
+//	snapshot                 the newest snapshot, replaced atomically
+//	log-<16 hex digits>      the write-ahead logs, numbered in the order written
+//	LOCK                     held by the process that uses the directory
+//
+// Every integer is little-endian. Every checksum is CRC-32C (Castagnoli).
+//
+// A log file is a header, then records appended one after another:
+//
+//	header   "WTRKLOG\x00" | version uint32
+//	record   crc uint32 | length uint32 | visitor hash uint64 | page URL (length-8 bytes)
+//
+// A record's crc covers its length and everything after it. A page URL is
+// canonical when written and at most domain.MaxURLBytes long.
+//
+// A snapshot file is a header, one record per page, and an end record:
+//
+//	header   "WTRKSNAP" | version uint32 | next log uint64 | crc uint32 of the 20 bytes before
+//	page     URL length uvarint (> 0) | URL | visitors uvarint | visitors × hash uint64 | crc uint32
+//	end      0x00 | pages uint64 | pairs uint64 | crc uint32 of the 17 bytes before
+//
+// A page's crc covers the whole page record before it. The next log is the
+// first log the snapshot does not hold: recovery replays it and every later
+// one. Anything after the end record is corruption.
+const (
+	snapshotName = "snapshot"
+	lockName     = "LOCK"
+	logPrefix    = "log-"
+	tmpSuffix    = ".tmp"
+
+	formatVersion = 1
+
+	logMagic         = "WTRKLOG\x00"
+	logHeaderSize    = len(logMagic) + 4
+	recordHeaderSize = 8
+	// maxPayload bounds a record's length: a hash and the longest URL.
+	maxPayload = 8 + domain.MaxURLBytes
+
+	snapMagic      = "WTRKSNAP"
+	snapHeaderSize = len(snapMagic) + 4 + 8 + 4
+	snapEndSize    = 1 + 8 + 8 + 4
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// logName is the file name of log number seq; names sort in number order.
+func logName(seq uint64) string { return fmt.Sprintf("%s%016x", logPrefix, seq) }
+
+// parseLogName returns the number of a log file name, or false for any other
+// name.
+func parseLogName(name string) (uint64, bool) {
+	var seq uint64
+	if len(name) != len(logPrefix)+16 {
+		return 0, false
+	}
+	if _, err := fmt.Sscanf(name, logPrefix+"%016x", &seq); err != nil || logName(seq) != name {
+		return 0, false
+	}
+	return seq, true
+}
+
+// appendLogHeader appends the header of a log file to b.
+func appendLogHeader(b []byte) []byte {
+	b = append(b, logMagic...)
+	return binary.LittleEndian.AppendUint32(b, formatVersion)
+}
+
+// appendRecord appends the log record of one page view to b.
+func appendRecord(b []byte, page string, hash uint64) []byte {
+	start := len(b)
+	b = binary.LittleEndian.AppendUint32(b, 0) // the crc, set below
+	b = binary.LittleEndian.AppendUint32(b, uint32(8+len(page)))
+	b = binary.LittleEndian.AppendUint64(b, hash)
+	b = append(b, page...)
+	binary.LittleEndian.PutUint32(b[start:], crc32.Checksum(b[start+4:], crcTable))
+	return b
+}
+
+// CorruptError is a file of the data directory that cannot be read as
+// written. Recovery stops at one rather than start without the data it
+// holds.
+type CorruptError struct {
+	File   string // the file's path
+	Offset int64  // where the bad bytes begin
+	Reason string
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("%s is corrupt at offset %d: %s", e.File, e.Offset, e.Reason)
+}
+
+// errTorn marks a log whose last record was cut short by a crash.
+var errTorn = errors.New("torn tail")

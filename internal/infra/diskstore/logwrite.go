@@ -1,0 +1,222 @@
+package diskstore
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+)
+
+// SyncMode says when the log is forced to disk.
+type SyncMode int
+
+const (
+	// SyncInterval writes and syncs the log every interval: an event's 202
+	// does not wait, and a crash loses at most the last interval.
+	SyncInterval SyncMode = iota
+	// SyncAlways makes every Record wait until its event is on disk. One
+	// fsync covers every event waiting for it (group commit).
+	SyncAlways
+)
+
+// ParseSyncMode reads "always" or "interval".
+func ParseSyncMode(s string) (SyncMode, error) {
+	switch s {
+	case "always":
+		return SyncAlways, nil
+	case "interval":
+		return SyncInterval, nil
+	}
+	return 0, fmt.Errorf("fsync mode %q: want always or interval", s)
+}
+
+func (m SyncMode) String() string {
+	if m == SyncAlways {
+		return "always"
+	}
+	return "interval"
+}
+
+// flushBytes is how much an interval log buffers before it writes without
+// waiting for the interval, to bound its memory.
+const flushBytes = 1 << 20
+
+// logWriter appends records to the current log file. Appends only copy into
+// a buffer under a mutex; one goroutine, the flusher, writes the buffer out
+// and syncs it, so that under load one write and one fsync cover many
+// events.
+type logWriter struct {
+	mode     SyncMode
+	interval time.Duration
+	observe  func(fsync time.Duration) // for metrics; may be nil
+
+	mu    sync.Mutex
+	buf   []byte // records not yet handed to the flusher
+	batch *batch // what the records in buf wait for
+	err   error  // the first write or sync error: the log takes no more
+	bytes int64  // of the current file, written or buffered
+
+	fileMu sync.Mutex // held while the file is written, synced or switched
+	file   *os.File
+	spare  []byte // the flusher's last buffer, for reuse
+
+	kick chan struct{} // wakes the flusher; buffered
+	stop chan struct{}
+	done chan struct{} // closed when the flusher has returned
+}
+
+// batch is the records of one flush; done is closed once they are written
+// (and synced, for SyncAlways), err set before.
+type batch struct {
+	done chan struct{}
+	err  error
+}
+
+func newBatch() *batch { return &batch{done: make(chan struct{})} }
+
+// newLogWriter starts writing to file, whose header is written and synced,
+// and starts the flusher. size is the file's size.
+func newLogWriter(file *os.File, size int64, mode SyncMode, interval time.Duration, observe func(time.Duration)) *logWriter {
+	l := &logWriter{
+		mode: mode, interval: interval, observe: observe,
+		batch: newBatch(), bytes: size, file: file,
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	go l.flusher()
+	return l
+}
+
+// append adds the record of one page view and returns the batch it belongs
+// to; with SyncAlways the caller waits for it. It fails once a write or sync
+// has failed: what the log holds after that is unknown.
+func (l *logWriter) append(page string, hash uint64) (*batch, error) {
+	l.mu.Lock()
+	if l.err != nil {
+		err := l.err
+		l.mu.Unlock()
+		return nil, err
+	}
+	n := len(l.buf)
+	l.buf = appendRecord(l.buf, page, hash)
+	l.bytes += int64(len(l.buf) - n)
+	b := l.batch
+	wake := l.mode == SyncAlways || len(l.buf) >= flushBytes
+	l.mu.Unlock()
+	if wake {
+		select {
+		case l.kick <- struct{}{}:
+		default: // the flusher is already woken, and will take this record
+		}
+	}
+	return b, nil
+}
+
+// flusher writes the buffer out when kicked, and every interval.
+func (l *logWriter) flusher() {
+	defer close(l.done)
+	tick := time.NewTicker(l.interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-l.kick:
+			l.flush(l.mode == SyncAlways)
+		case <-tick.C:
+			l.flush(true)
+		case <-l.stop:
+			return
+		}
+	}
+}
+
+// flush writes what is buffered, syncs it if sync is set, and tells its
+// batch. The file lock keeps a rotation from switching files in between.
+func (l *logWriter) flush(sync bool) {
+	l.fileMu.Lock()
+	defer l.fileMu.Unlock()
+	l.flushLocked(sync)
+}
+
+func (l *logWriter) flushLocked(sync bool) {
+	l.mu.Lock()
+	buf, b, failed := l.buf, l.batch, l.err
+	l.buf, l.batch = l.spare[:0], newBatch()
+	l.mu.Unlock()
+
+	err := failed
+	if err == nil && len(buf) > 0 {
+		_, err = l.file.Write(buf)
+	}
+	if err == nil && sync {
+		start := time.Now()
+		err = l.file.Sync()
+		if l.observe != nil {
+			l.observe(time.Since(start))
+		}
+	}
+	if err != nil && failed == nil {
+		err = fmt.Errorf("writing the log %s: %w", l.file.Name(), err)
+		l.mu.Lock()
+		l.err = err
+		l.mu.Unlock()
+	}
+	b.err = err
+	close(b.done)
+	l.spare = buf
+}
+
+// rotate writes and syncs what is buffered to the current file, closes it,
+// and makes next the file later records go to. Every record appended before
+// rotate began is in the old file when it returns.
+func (l *logWriter) rotate(next *os.File, size int64) error {
+	l.fileMu.Lock()
+	defer l.fileMu.Unlock()
+	l.flushLocked(true)
+	l.mu.Lock()
+	err := l.err
+	if err == nil {
+		l.bytes = size
+	}
+	l.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	old := l.file
+	l.file = next
+	return old.Close()
+}
+
+// size returns the bytes of the current file, written or buffered.
+func (l *logWriter) size() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.bytes
+}
+
+// failed returns the error that stopped the log, if any.
+func (l *logWriter) failed() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+// errClosed is what appends get once the log is closed.
+var errClosed = errors.New("the log is closed")
+
+// close stops the flusher, writes and syncs what is left, and closes the
+// file. Later appends fail.
+func (l *logWriter) close() error {
+	close(l.stop)
+	<-l.done
+	l.fileMu.Lock()
+	defer l.fileMu.Unlock()
+	l.flushLocked(true)
+	l.mu.Lock()
+	err := l.err
+	l.err = errClosed
+	l.mu.Unlock()
+	if cerr := l.file.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
