@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/webtracker/tracker/internal/domain"
+	"github.com/webtracker/tracker/internal/infra/diskstore"
 	"github.com/webtracker/tracker/internal/web"
 )
 
@@ -39,6 +40,11 @@ type config struct {
 	accessLog string
 
 	policy domain.URLPolicy
+
+	dataDir          string
+	snapshotInterval time.Duration
+	fsync            diskstore.SyncMode
+	fsyncInterval    time.Duration
 }
 
 // parseConfig reads flags from args, each defaulting to its environment
@@ -74,6 +80,14 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*
 
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "admin listen address for pprof (e.g. 127.0.0.1:6060); empty = off; never the public port")
 	fs.StringVar(&c.accessLog, "access-log", "errors", "access lines: errors (4xx/5xx at info, the rest at debug; counts of all in /metrics) or all (every request at info)")
+
+	fs.StringVar(&c.dataDir, "data-dir", "", "directory that keeps the counts across restarts (snapshots and a write-ahead log); empty = memory only")
+	fs.DurationVar(&c.snapshotInterval, "snapshot-interval", time.Minute, "with -data-dir: how often the whole store is written to a snapshot (and on shutdown)")
+	fs.Func("fsync", "with -data-dir: always (each event's 202 waits until it is on disk) or interval (a crash loses at most -fsync-interval) (default interval)", func(v string) (err error) {
+		c.fsync, err = diskstore.ParseSyncMode(v)
+		return err
+	})
+	fs.DurationVar(&c.fsyncInterval, "fsync-interval", time.Second, "with -data-dir and -fsync=interval: how often the log is synced to disk")
 
 	fs.BoolVar(&c.policy.StripQuery, "url-strip-query", false, "page identity ignores the whole query string")
 	fs.BoolVar(&c.policy.FoldTrailingSlash, "url-fold-trailing-slash", false, "page identity treats /a/ and /a as one page")
@@ -137,6 +151,7 @@ func (c *config) validate() error {
 		{"-request-timeout", c.requestTimeout}, {"-read-header-timeout", c.readHeaderTimeout},
 		{"-read-timeout", c.readTimeout}, {"-write-timeout", c.writeTimeout},
 		{"-idle-timeout", c.idleTimeout}, {"-shutdown-timeout", c.shutdownTimeout},
+		{"-snapshot-interval", c.snapshotInterval}, {"-fsync-interval", c.fsyncInterval},
 	} {
 		if t.d <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive", t.name))

@@ -16,14 +16,22 @@ func healthz() http.Handler {
 	})
 }
 
-// readyz answers 200 while the service takes traffic and 503 once shutdown
-// has begun, so that a load balancer stops sending before the listener closes.
-func readyz(ready *atomic.Bool) http.Handler {
+// readyz answers 200 while the service takes traffic, and 503 once shutdown
+// has begun, so that a load balancer stops sending before the listener
+// closes, or while health reports the store unable to take events.
+func readyz(ready *atomic.Bool, health func() error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !ready.Load() {
 			web.Error(w, r, &web.StatusError{Status: http.StatusServiceUnavailable, Slug: "not-ready",
 				Detail: "the service is shutting down", RetryAfter: 5 * time.Second})
 			return
+		}
+		if health != nil {
+			if err := health(); err != nil {
+				web.Error(w, r, &web.StatusError{Status: http.StatusServiceUnavailable, Slug: "not-ready",
+					Detail: "the store cannot take events: " + err.Error(), RetryAfter: 5 * time.Second})
+				return
+			}
 		}
 		web.WriteJSON(w, r, http.StatusOK, map[string]string{"status": "ready"})
 	})

@@ -27,6 +27,7 @@ type deps struct {
 	metrics        *metrics.Metrics
 	policy         domain.URLPolicy
 	ready          *atomic.Bool
+	health         func() error     // nil: the store is always healthy
 	limiter        *web.RateLimiter // nil: no rate limit
 	clientIPs      *web.ClientIPs
 	requestTimeout time.Duration
@@ -49,7 +50,7 @@ func routes(d deps) []route {
 		{http.MethodPost, "/api/v1/events", ingestHandler},
 		{http.MethodGet, "/api/v1/visitors", visitors.Handler(d.store, d.policy)},
 		{http.MethodGet, "/healthz", healthz()},
-		{http.MethodGet, "/readyz", readyz(d.ready)},
+		{http.MethodGet, "/readyz", readyz(d.ready, d.health)},
 		{http.MethodGet, "/openapi.yaml", openAPI()},
 		{http.MethodGet, "/metrics", d.metrics.Handler()},
 	}

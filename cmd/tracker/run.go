@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/webtracker/tracker/internal/infra/diskstore"
 	"github.com/webtracker/tracker/internal/infra/memstore"
 	"github.com/webtracker/tracker/internal/infra/metrics"
 	"github.com/webtracker/tracker/internal/web"
@@ -22,7 +23,7 @@ import (
 // run is the whole program: it reads its configuration from args and getenv,
 // serves until ctx is done, then shuts down gracefully. Tests call it with
 // their own arguments, in parallel.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
 	cfg, err := parseConfig(args, getenv, stdout)
 	if errors.Is(err, flag.ErrHelp) { // -h was asked for and answered
 		return nil
@@ -48,23 +49,39 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	}
 
-	store := memstore.New()
+	mem := memstore.New()
+	m := metrics.New(func() metrics.StoreStats {
+		st := mem.Stats()
+		return metrics.StoreStats{Pages: st.Pages, Pairs: st.Pairs, Bytes: st.Bytes}
+	})
+	var (
+		st     store        = mem
+		health func() error // nil: always healthy
+	)
+	if cfg.dataDir != "" {
+		ds, err := openDisk(cfg, logger, m, mem)
+		if err != nil {
+			return err
+		}
+		// After the server has stopped, so that the last snapshot holds
+		// every event answered.
+		defer func() { err = errors.Join(err, ds.Close()) }()
+		st, health = ds, ds.Healthy
+	}
+
 	var ready atomic.Bool
 	var limiter *web.RateLimiter
 	if cfg.rateLimit > 0 {
 		limiter = web.NewRateLimiter(cfg.rateLimit, cfg.rateBurst, time.Now)
 	}
-	stats := func() metrics.StoreStats {
-		st := store.Stats()
-		return metrics.StoreStats{Pages: st.Pages, Pairs: st.Pairs, Bytes: st.Bytes}
-	}
 	handler := newHandler(deps{
 		logger:         logger,
 		quietSuccess:   cfg.accessLog == "errors",
-		store:          store,
-		metrics:        metrics.New(stats),
+		store:          st,
+		metrics:        m,
 		policy:         cfg.policy,
 		ready:          &ready,
+		health:         health,
 		limiter:        limiter,
 		clientIPs:      web.NewClientIPs(cfg.trustedProxies),
 		requestTimeout: cfg.requestTimeout,
@@ -135,6 +152,30 @@ func shutdown(logger *slog.Logger, srv *http.Server, ready *atomic.Bool, cfg *co
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// openDisk recovers the data in -data-dir into mem and returns the store
+// that keeps it durable, its metrics registered on m.
+func openDisk(cfg *config, logger *slog.Logger, m *metrics.Metrics, mem *memstore.Store) (*diskstore.Store, error) {
+	var ds *diskstore.Store
+	observeFsync := m.Disk(func() metrics.DiskStats {
+		s := ds.Stats() // scraped once the server runs, after ds is set
+		return metrics.DiskStats{LogBytes: s.LogBytes, SnapshotBytes: s.SnapshotBytes,
+			SnapshotDuration: s.SnapshotDuration, Recovery: s.RecoveryDuration,
+			Snapshots: s.Snapshots, SnapshotErrors: s.SnapshotErrors}
+	})
+	ds, err := diskstore.Open(diskstore.Options{
+		Dir: cfg.dataDir, Sync: cfg.fsync, SyncInterval: cfg.fsyncInterval,
+		SnapshotInterval: cfg.snapshotInterval, Policy: cfg.policy,
+		Logger: logger, ObserveFsync: observeFsync,
+	}, mem)
+	if err != nil {
+		return nil, fmt.Errorf("-data-dir %s: %w", cfg.dataDir, err)
+	}
+	s, pages := ds.Stats(), mem.Stats()
+	logger.Info("recovered", "dir", cfg.dataDir, "pages", pages.Pages, "visitors", pages.Pairs,
+		"duration", s.RecoveryDuration, "fsync", cfg.fsync.String())
+	return ds, nil
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {

@@ -29,6 +29,7 @@ import (
 
 	"github.com/webtracker/tracker/api"
 	"github.com/webtracker/tracker/internal/domain"
+	"github.com/webtracker/tracker/internal/infra/diskstore"
 	"github.com/webtracker/tracker/internal/infra/metrics"
 )
 
@@ -194,35 +195,52 @@ func TestSignalShutdown(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
 			t.Parallel()
-			cmd := exec.Command(os.Args[0], "-test.run=^$")
-			cmd.Env = append(os.Environ(), "TRACKER_TEST_AS_MAIN=1",
-				"TRACKER_TEST_ARGS=-addr 127.0.0.1:0 -log-format json", "TRACKER_LOG_LEVEL=info")
-			logs := newLogWatcher()
-			cmd.Stderr = logs
-			if err := cmd.Start(); err != nil {
+			child := startMain(t)
+			resp, err := http.Get(child.base + "/healthz")
+			if err != nil {
 				t.Fatal(err)
 			}
-			select {
-			case line := <-logs.waitFor("listening"):
-				resp, err := http.Get("http://" + line["addr"].(string) + "/healthz")
-				if err != nil {
-					t.Fatal(err)
-				}
-				resp.Body.Close()
-			case <-time.After(20 * time.Second):
-				_ = cmd.Process.Kill()
-				t.Fatalf("child never listened:\n%s", logs)
-			}
-			if err := cmd.Process.Signal(sig); err != nil {
+			resp.Body.Close()
+			if err := child.cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
-			if err := cmd.Wait(); err != nil {
-				t.Fatalf("exit after %v: %v\n%s", sig, err, logs)
+			if err := child.cmd.Wait(); err != nil {
+				t.Fatalf("exit after %v: %v\n%s", sig, err, child.logs)
 			}
-			if len(logs.matching("stopped")) != 1 {
-				t.Errorf("no stopped line:\n%s", logs)
+			if len(child.logs.matching("stopped")) != 1 {
+				t.Errorf("no stopped line:\n%s", child.logs)
 			}
 		})
+	}
+}
+
+// child is the real main running in a child process.
+type child struct {
+	cmd  *exec.Cmd
+	base string // http://host:port
+	logs *logWatcher
+}
+
+// startMain runs the real main in a child process with args (after -addr
+// 127.0.0.1:0 and JSON logs; split on spaces) and waits until it listens.
+// The child is killed when the test ends if it is still running.
+func startMain(t *testing.T, args ...string) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "TRACKER_TEST_AS_MAIN=1", "TRACKER_LOG_LEVEL=info",
+		"TRACKER_TEST_ARGS="+strings.Join(append([]string{"-addr", "127.0.0.1:0", "-log-format", "json"}, args...), " "))
+	logs := newLogWatcher()
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	select {
+	case line := <-logs.waitFor("listening"):
+		return &child{cmd: cmd, base: "http://" + line["addr"].(string), logs: logs}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("child never listened:\n%s", logs)
+		return nil
 	}
 }
 
@@ -233,7 +251,8 @@ func TestConfig(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.addr != ":8080" || c.logFormat != "text" || c.requestTimeout != 5*time.Second || c.rateLimit != 0 || c.policy != (domain.URLPolicy{}) {
+		if c.addr != ":8080" || c.logFormat != "text" || c.requestTimeout != 5*time.Second || c.rateLimit != 0 || c.policy != (domain.URLPolicy{}) ||
+			c.dataDir != "" || c.fsync != diskstore.SyncInterval || c.fsyncInterval != time.Second || c.snapshotInterval != time.Minute {
 			t.Errorf("defaults %+v", c)
 		}
 	})
@@ -263,6 +282,8 @@ func TestConfig(t *testing.T) {
 		"stray argument":    {args: []string{"serve"}, want: "unexpected"},
 		"negative rate":     {args: []string{"-rate-limit", "-1"}, want: "-rate-limit"},
 		"bad header budget": {args: []string{"-max-header-bytes", "0"}, want: "-max-header-bytes"},
+		"bad fsync mode":    {env: map[string]string{"TRACKER_FSYNC": "sometimes"}, want: "TRACKER_FSYNC"},
+		"zero snapshots":    {args: []string{"-snapshot-interval", "0s"}, want: "-snapshot-interval"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := parseConfig(tc.args, func(k string) string { return tc.env[k] }, io.Discard)

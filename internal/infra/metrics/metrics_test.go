@@ -62,3 +62,28 @@ func TestRegistriesAreSeparate(t *testing.T) {
 		t.Error("an event counted on one registry shows on another")
 	}
 }
+
+func TestDisk(t *testing.T) {
+	t.Parallel()
+	m := metrics.New(func() metrics.StoreStats { return metrics.StoreStats{} })
+	observe := m.Disk(func() metrics.DiskStats {
+		return metrics.DiskStats{LogBytes: 120, SnapshotBytes: 4096, SnapshotDuration: 250 * time.Millisecond,
+			Recovery: 2 * time.Second, Snapshots: 3, SnapshotErrors: 1}
+	})
+	observe(300 * time.Microsecond)
+	observe(20 * time.Millisecond)
+	w := httptest.NewRecorder()
+	m.Handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	out := w.Body.String()
+	for _, want := range []string{
+		"tracker_disk_log_bytes 120", "tracker_disk_snapshot_bytes 4096",
+		"tracker_disk_snapshot_duration_seconds 0.25", "tracker_disk_recovery_seconds 2",
+		`tracker_disk_snapshots_total{result="ok"} 3`, `tracker_disk_snapshots_total{result="error"} 1`,
+		"tracker_disk_fsync_duration_seconds_count 2",
+		`tracker_disk_fsync_duration_seconds_bucket{le="0.0005"} 1`,
+	} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
