@@ -9,6 +9,8 @@ DLV         := go run github.com/go-delve/delve/cmd/dlv@v1.27.2
 FUZZTIME    ?= 30s
 
 BENCH_OUT   ?= bench-out
+# The durability runs: ingest only, shorter rounds, to keep make bench within 5 minutes.
+DURABLE_LOAD = -workloads ingest-uniform -rounds 3 -duration 2s -warmup 500ms -latency-duration 0
 
 .PHONY: help run run-prod build test lint cover fuzz debug bench clean
 
@@ -66,6 +68,14 @@ bench: build ## Measure (about 4 min): store benchmarks, memory per pair, alloca
 	go test -run '^$$' -bench 'Serve' -benchtime 20000x -count 3 ./cmd/tracker/ | tee $(BENCH_OUT)/serve.txt
 	@echo "== HTTP load: tracker against a bare net/http handler, interleaved A/B rounds"
 	go run ./cmd/loadgen -tracker $(BIN) -out $(BENCH_OUT)/loadgen.json | tee $(BENCH_OUT)/loadgen.txt
+	@echo "== durability: a start over 10 million pairs (9M in the snapshot, 1M in the log)"
+	go test -run '^$$' -bench Recovery -benchtime 1x ./internal/infra/diskstore/ | tee $(BENCH_OUT)/recovery.txt
+	@echo "== durability: ingest with -data-dir against the memory-only tracker, interleaved A/B rounds"
+	rm -rf $(BENCH_OUT)/data-interval $(BENCH_OUT)/data-always
+	go run ./cmd/loadgen -tracker $(BIN) -baseline tracker -tracker-args "-data-dir $(BENCH_OUT)/data-interval" \
+		$(DURABLE_LOAD) -out $(BENCH_OUT)/durable-interval.json | tee $(BENCH_OUT)/durable-interval.txt
+	go run ./cmd/loadgen -tracker $(BIN) -baseline tracker -tracker-args "-data-dir $(BENCH_OUT)/data-always -fsync always" \
+		$(DURABLE_LOAD) -out $(BENCH_OUT)/durable-always.json | tee $(BENCH_OUT)/durable-always.txt
 
 clean: ## Remove build, coverage and benchmark output.
 	rm -rf bin cover.out $(BENCH_OUT)

@@ -13,6 +13,7 @@ import (
 type config struct {
 	trackerPath     string
 	trackerArgs     []string
+	baseline        string
 	workloads       workloadList
 	visitors        int
 	pages           int
@@ -49,6 +50,7 @@ func parseConfig(args []string, stdout io.Writer) (*config, error) {
 	}
 	fs.StringVar(&c.trackerPath, "tracker", "bin/tracker", "path of the tracker binary (make build)")
 	fs.StringVar(&trackerArgs, "tracker-args", "", "more arguments for the tracker, split on spaces (-addr is set by loadgen); none by default, so that the tracker runs in its default configuration")
+	fs.StringVar(&c.baseline, "baseline", "bare", "what the tracker is measured against: bare (a bare net/http handler) or tracker (the tracker binary in its default, memory-only configuration, to measure what -tracker-args cost)")
 	fs.Var(&c.workloads, "workloads", "comma-separated workloads: "+strings.Join(workloadNames(), ", ")+`; "" runs none`)
 	fs.Var(&c.workloads, "workload", "same as -workloads")
 	fs.IntVar(&c.visitors, "visitors", 1_000_000, "distinct visitors the ingest workloads draw from")
@@ -99,6 +101,9 @@ func (c *config) validate() error {
 	}
 	if c.duration <= 0 || c.warmup < 0 || c.latencyDuration < 0 {
 		errs = append(errs, errors.New("-duration must be positive, -warmup and -latency-duration not negative"))
+	}
+	if c.baseline != "bare" && c.baseline != "tracker" {
+		errs = append(errs, fmt.Errorf("-baseline must be bare or tracker, not %q", c.baseline))
 	}
 	if c.memoryPairs < 0 {
 		errs = append(errs, errors.New("-memory-pairs must not be negative"))

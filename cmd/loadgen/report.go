@@ -251,10 +251,15 @@ func writeJSON(path string, r *result) error {
 func printTable(w io.Writer, r *result) {
 	m := r.Machine
 	f := r.Flags
-	fmt.Fprintf(w, "tracker vs bare net/http on loopback, %s\n", r.Started.Format(time.DateTime))
+	against := "bare net/http"
+	if f["baseline"] == "tracker" {
+		against = "the memory-only tracker (columns marked bare)"
+	}
+	fmt.Fprintf(w, "tracker vs %s on loopback, %s\n", against, r.Started.Format(time.DateTime))
 	fmt.Fprintf(w, "machine: %d CPUs (%s), GOMAXPROCS %d, %s, load %.2f at start, %.2f at end\n",
 		m.NumCPU, m.CPUModel, m.GOMAXPROCS, m.GoVersion, m.LoadAvgAtStart, m.LoadAvgAtEnd)
 	fmt.Fprintf(w, "tracker: %s %s\n", r.Tracker.Path, strings.Join(r.Tracker.Args, " "))
+	fmt.Fprintf(w, "baseline: %s %s\n", r.Bare.Path, strings.Join(r.Bare.Args, " "))
 	if len(r.Workloads) > 0 {
 		fmt.Fprintf(w, "load: %s conns, %s rounds of %s (+%s warm-up) per server; latency %s × 2 per server\n",
 			f["conns"], f["rounds"], f["duration"], f["warmup"], f["latency-duration"])
@@ -284,26 +289,11 @@ func printTable(w io.Writer, r *result) {
 		tw.Flush()
 		fmt.Fprintln(w)
 
-		fmt.Fprintln(tw, "latency (open loop)\toffered req/s\tbare p50\tp99\ttracker p50\tp99\tp99 ratio\tbest-run p99 b/t\tratio\tunsent b/t\tloadgen late p99\t")
-		for _, wr := range r.Workloads {
-			if lr := wr.Latency; lr != nil {
-				var unsentB, unsentT int64
-				var late float64
-				for _, p := range lr.Phases {
-					late = max(late, p.ClientLateP99Us)
-					if p.Server == "bare" {
-						unsentB += p.Unsent
-					} else {
-						unsentT += p.Unsent
-					}
-				}
-				fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%.2f\t%s/%s\t%.2f\t%d/%d\t%s\t\n", wr.Workload, lr.OfferedPerSec,
-					fmtMicros(lr.BareP50Us), fmtMicros(lr.BareP99Us), fmtMicros(lr.TrackerP50Us), fmtMicros(lr.TrackerP99Us),
-					lr.P99Ratio, fmtMicros(lr.BareBestP99Us), fmtMicros(lr.TrackerBestP99Us), lr.BestP99Ratio, unsentB, unsentT, fmtMicros(late))
-			}
+		if f["latency-duration"] != "0s" {
+			printLatency(tw, r)
+			tw.Flush()
+			fmt.Fprintln(w)
 		}
-		tw.Flush()
-		fmt.Fprintln(w)
 	}
 	if mr := r.Memory; mr != nil {
 		fmt.Fprintf(w, "memory: %d unique pairs over %d pages at %.0f pairs/s, RSS %s → %s: %.1f bytes per pair; %s\n",
@@ -311,6 +301,28 @@ func printTable(w io.Writer, r *result) {
 			mr.BytesPerPair, mr.checkSummary())
 	}
 	fmt.Fprintf(w, "tracker RSS at the end: %s (peak %s)\n", fmtBytes(r.Tracker.RSSEndBytes), fmtBytes(r.Tracker.RSSPeakBytes))
+}
+
+// printLatency writes the open-loop latency table of r's workloads.
+func printLatency(tw *tabwriter.Writer, r *result) {
+	fmt.Fprintln(tw, "latency (open loop)\toffered req/s\tbare p50\tp99\ttracker p50\tp99\tp99 ratio\tbest-run p99 b/t\tratio\tunsent b/t\tloadgen late p99\t")
+	for _, wr := range r.Workloads {
+		if lr := wr.Latency; lr != nil {
+			var unsentB, unsentT int64
+			var late float64
+			for _, p := range lr.Phases {
+				late = max(late, p.ClientLateP99Us)
+				if p.Server == "bare" {
+					unsentB += p.Unsent
+				} else {
+					unsentT += p.Unsent
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%.2f\t%s/%s\t%.2f\t%d/%d\t%s\t\n", wr.Workload, lr.OfferedPerSec,
+				fmtMicros(lr.BareP50Us), fmtMicros(lr.BareP99Us), fmtMicros(lr.TrackerP50Us), fmtMicros(lr.TrackerP99Us),
+				lr.P99Ratio, fmtMicros(lr.BareBestP99Us), fmtMicros(lr.TrackerBestP99Us), lr.BestP99Ratio, unsentB, unsentT, fmtMicros(late))
+		}
+	}
 }
 
 // fmtMicros formats microseconds with a unit that keeps three digits.

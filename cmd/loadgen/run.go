@@ -42,10 +42,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	progress := newProgress(stderr)
 	res := newResult(cfg)
-	bare, err := startServer(ctx, serverSpec{
+	// The baseline is called bare in the result either way.
+	bareSpec := serverSpec{
 		name: "bare", path: self, readyPath: bareReadyPath,
 		args: func(addr string) []string { return []string{"-serve-bare", addr} },
-	}, progress)
+	}
+	if cfg.baseline == "tracker" {
+		bareSpec = serverSpec{
+			name: "bare", path: cfg.trackerPath, readyPath: trackerReadyPath,
+			args: func(addr string) []string { return []string{"-addr", addr} },
+		}
+	}
+	bare, err := startServer(ctx, bareSpec, progress)
 	if err != nil {
 		return err
 	}
@@ -59,7 +67,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer tracker.stop()
 	progress.linef("bare pid %d at %s; tracker pid %d at %s", bare.pid, bare.addr, tracker.pid, tracker.addr)
-	res.Bare = serverInfo{Path: self, Args: []string{"-serve-bare", bare.addr}, Addr: bare.addr, PID: bare.pid}
+	res.Bare = serverInfo{Path: bare.cmd.Path, Args: bare.cmd.Args[1:], Addr: bare.addr, PID: bare.pid}
 	res.Tracker = serverInfo{Path: cfg.trackerPath, Args: tracker.cmd.Args[1:], Addr: tracker.addr, PID: tracker.pid}
 
 	lg := &loadgen{cfg: cfg, progress: progress, bare: bare, tracker: tracker}

@@ -275,8 +275,10 @@ func TestParseConfig(t *testing.T) {
 	}{
 		{nil, func(c *config) bool {
 			return c.conns == 32 && c.rounds == 5 && c.duration == 3*time.Second && c.warmup == time.Second &&
-				c.workloads.String() == "ingest-uniform,query" && len(c.trackerArgs) == 0
+				c.workloads.String() == "ingest-uniform,query" && len(c.trackerArgs) == 0 && c.baseline == "bare"
 		}, false},
+		{[]string{"-baseline", "tracker"}, func(c *config) bool { return c.baseline == "tracker" }, false},
+		{[]string{"-baseline", "nginx"}, nil, true},
 		{[]string{"-quick"}, func(c *config) bool {
 			return c.conns == 4 && c.rounds == 1 && c.duration == 300*time.Millisecond && c.warmup == 100*time.Millisecond &&
 				c.latencyDuration == 300*time.Millisecond && c.flags["conns"] == "4"

@@ -221,3 +221,39 @@ func TestCorruptDataStopsStart(t *testing.T) {
 		t.Fatalf("run = %v, want an error naming the corrupt %s", err, snap)
 	}
 }
+
+// TestReadmeDurability runs the README's durability walkthrough line by
+// line: the tracker started as printed (on a free port, in a new
+// directory), the events sent, the process killed with SIGKILL, started
+// again, and the count compared with the one printed.
+func TestReadmeDurability(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var c *child
+	client := &http.Client{Timeout: 10 * time.Second}
+	lines := readmeBlock(t, "## Durability")
+	curls := 0
+	for i := 0; i < len(lines); i++ {
+		l := lines[i]
+		switch {
+		case l == "$ make build": // the test binary is the tracker
+		case strings.HasPrefix(l, "$ bin/tracker ") && strings.HasSuffix(l, " &"):
+			args := strings.Fields(strings.TrimSuffix(strings.TrimPrefix(l, "$ bin/tracker "), " &"))
+			c = startMainIn(t, dir, args...)
+		case l == "$ kill -9 %1":
+			if err := c.cmd.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			_ = c.cmd.Wait()
+		case strings.HasPrefix(l, "$ curl "):
+			ex := readmeExamples(lines[i:min(i+2, len(lines))])[0]
+			ex.check(t, client, strings.TrimPrefix(c.base, "http://"))
+			curls++
+		case strings.HasPrefix(l, "$ "):
+			t.Fatalf("the README's walkthrough has a line this test cannot run: %s", l)
+		}
+	}
+	if curls < 3 || c == nil {
+		t.Fatalf("the README's durability walkthrough has %d curl lines and no tracker start", curls)
+	}
+}

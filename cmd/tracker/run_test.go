@@ -21,41 +21,14 @@ import (
 // (request ids aside, since they differ from run to run).
 func TestReadmeExamples(t *testing.T) {
 	t.Parallel()
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	examples := readmeExamples(t, string(readme))
+	examples := readmeExamples(readmeBlock(t, "## Quick start"))
 	if len(examples) < 5 {
 		t.Fatalf("found %d curl examples in the README, want at least 5", len(examples))
 	}
 	in := start(t, nil)
 	in.waitReady(t)
 	for _, ex := range examples {
-		req, err := ex.request(strings.TrimPrefix(in.base, "http://"))
-		if err != nil {
-			t.Fatalf("%s: %v", ex.command, err)
-		}
-		resp, err := in.client.Do(req)
-		if err != nil {
-			t.Fatalf("%s: %v", ex.command, err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		switch {
-		case ex.want == "":
-			if resp.StatusCode >= 300 {
-				t.Errorf("%s: status %d %s", ex.command, resp.StatusCode, body)
-			}
-		case strings.HasPrefix(ex.want, "HTTP/1.1 "):
-			if got := "HTTP/1.1 " + resp.Status; got != ex.want {
-				t.Errorf("%s: %q, README shows %q", ex.command, got, ex.want)
-			}
-		default:
-			if got, want := withoutRequestID(t, string(body)), withoutRequestID(t, ex.want); got != want {
-				t.Errorf("%s:\n got  %s\n README %s", ex.command, got, want)
-			}
-		}
+		ex.check(t, in.client, strings.TrimPrefix(in.base, "http://"))
 	}
 }
 
@@ -64,27 +37,74 @@ type example struct {
 	command, want string
 }
 
-// readmeExamples reads the "$ curl" lines of the README's first sh block
-// that has any, each with the first output line printed under it.
-func readmeExamples(t *testing.T, readme string) []example {
+// readmeBlock returns the lines of the first sh block with a "$ curl" line
+// after the README's heading.
+func readmeBlock(t *testing.T, heading string) []string {
 	t.Helper()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(readme), "\n"+heading+"\n")
+	if !ok {
+		t.Fatalf("no %q in the README", heading)
+	}
+	for {
+		_, block, ok := strings.Cut(after, "```sh\n")
+		if !ok {
+			t.Fatalf("no sh block with a curl line after %q in the README", heading)
+		}
+		block, after, _ = strings.Cut(block, "```")
+		if strings.Contains(block, "$ curl ") {
+			return strings.Split(strings.TrimSuffix(block, "\n"), "\n")
+		}
+	}
+}
+
+// readmeExamples reads the "$ curl" lines of a README block, each with the
+// first output line printed under it.
+func readmeExamples(lines []string) []example {
 	var out []example
-	inBlock := false
-	for _, l := range strings.Split(readme, "\n") {
+	for _, l := range lines {
 		switch {
-		case strings.HasPrefix(l, "```"):
-			if inBlock && len(out) > 0 {
-				return out
-			}
-			inBlock = l == "```sh"
-		case !inBlock:
 		case strings.HasPrefix(l, "$ curl "):
 			out = append(out, example{command: strings.TrimPrefix(l, "$ ")})
-		case l != "" && len(out) > 0 && out[len(out)-1].want == "":
+		case l != "" && !strings.HasPrefix(l, "$ ") && len(out) > 0 && out[len(out)-1].want == "":
 			out[len(out)-1].want = l
 		}
 	}
 	return out
+}
+
+// check sends the example's request to host and compares the answer with
+// the one the README prints (request ids aside); with none printed, any
+// success will do.
+func (ex example) check(t *testing.T, client *http.Client, host string) {
+	t.Helper()
+	req, err := ex.request(host)
+	if err != nil {
+		t.Fatalf("%s: %v", ex.command, err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s: %v", ex.command, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	switch {
+	case ex.want == "":
+		if resp.StatusCode >= 300 {
+			t.Errorf("%s: status %d %s", ex.command, resp.StatusCode, body)
+		}
+	case strings.HasPrefix(ex.want, "HTTP/1.1 "):
+		if got := "HTTP/1.1 " + resp.Status; got != ex.want {
+			t.Errorf("%s: %q, README shows %q", ex.command, got, ex.want)
+		}
+	default:
+		if got, want := withoutRequestID(t, string(body)), withoutRequestID(t, ex.want); got != want {
+			t.Errorf("%s:\n got  %s\n README %s", ex.command, got, want)
+		}
+	}
 }
 
 // request turns a curl command line of the README (options -i -s -X -H -d,

@@ -226,7 +226,14 @@ type child struct {
 // The child is killed when the test ends if it is still running.
 func startMain(t *testing.T, args ...string) *child {
 	t.Helper()
+	return startMainIn(t, "", args...)
+}
+
+// startMainIn is startMain in the working directory dir ("" for this one).
+func startMainIn(t *testing.T, dir string, args ...string) *child {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "TRACKER_TEST_AS_MAIN=1", "TRACKER_LOG_LEVEL=info",
 		"TRACKER_TEST_ARGS="+strings.Join(append([]string{"-addr", "127.0.0.1:0", "-log-format", "json"}, args...), " "))
 	logs := newLogWatcher()

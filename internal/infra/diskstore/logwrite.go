@@ -12,8 +12,10 @@ import (
 type SyncMode int
 
 const (
-	// SyncInterval writes and syncs the log every interval: an event's 202
-	// does not wait, and a crash loses at most the last interval.
+	// SyncInterval hands events to the operating system within
+	// writeEvery (a write, which the 202 does not wait for) and syncs the
+	// log every interval: the process dying loses at most the last
+	// writeEvery of events, a crash of the machine the last interval.
 	SyncInterval SyncMode = iota
 	// SyncAlways makes every Record wait until its event is on disk. One
 	// fsync covers every event waiting for it (group commit).
@@ -38,14 +40,16 @@ func (m SyncMode) String() string {
 	return "interval"
 }
 
-// flushBytes is how much an interval log buffers before it writes without
-// waiting for the interval, to bound its memory.
-const flushBytes = 1 << 20
+// writeEvery is the longest an event waits in memory for its write with
+// SyncInterval. Writing less often than every event spares a system call
+// and a wake-up per event under load.
+const writeEvery = 10 * time.Millisecond
 
 // logWriter appends records to the current log file. Appends only copy into
-// a buffer under a mutex; one goroutine, the flusher, writes the buffer out
-// and syncs it, so that under load one write and one fsync cover many
-// events.
+// a buffer under a mutex and wake the flusher, one goroutine that writes the
+// buffer out (and syncs it, for SyncAlways); while it writes, the next
+// events gather in the buffer, so that under load one write and one fsync
+// cover many events.
 type logWriter struct {
 	mode     SyncMode
 	interval time.Duration
@@ -101,18 +105,16 @@ func (l *logWriter) append(page string, hash uint64) (*batch, error) {
 	l.buf = appendRecord(l.buf, page, hash)
 	l.bytes += int64(len(l.buf) - n)
 	b := l.batch
-	wake := l.mode == SyncAlways || len(l.buf) >= flushBytes
 	l.mu.Unlock()
-	if wake {
-		select {
-		case l.kick <- struct{}{}:
-		default: // the flusher is already woken, and will take this record
-		}
+	select {
+	case l.kick <- struct{}{}:
+	default: // the flusher is already woken, and will take this record
 	}
 	return b, nil
 }
 
-// flusher writes the buffer out when kicked, and every interval.
+// flusher writes the buffer out when kicked, and syncs it every interval
+// (SyncInterval) or at once (SyncAlways).
 func (l *logWriter) flusher() {
 	defer close(l.done)
 	tick := time.NewTicker(l.interval)
@@ -120,7 +122,18 @@ func (l *logWriter) flusher() {
 	for {
 		select {
 		case <-l.kick:
-			l.flush(l.mode == SyncAlways)
+			if l.mode == SyncAlways {
+				l.flush(true)
+				continue
+			}
+			// The first event after a quiet spell is written at once; those
+			// behind it gather for writeEvery.
+			l.flush(false)
+			select {
+			case <-time.After(writeEvery):
+			case <-l.stop:
+				return
+			}
 		case <-tick.C:
 			l.flush(true)
 		case <-l.stop:
@@ -149,7 +162,7 @@ func (l *logWriter) flushLocked(sync bool) {
 	}
 	if err == nil && sync {
 		start := time.Now()
-		err = l.file.Sync()
+		err = syncData(l.file)
 		if l.observe != nil {
 			l.observe(time.Since(start))
 		}
