@@ -1,0 +1,155 @@
+// Package redistest starts a real redis-server for tests: on a free loopback
+// port, with its files in the test's temporary directory, stopped when the
+// test ends.
+//
+// Where redis-server is not on PATH, tests that need it skip with a loud
+// message; in CI (the CI environment variable set, as .ci/run does) they
+// fail instead, since a skipped suite there would pass for nothing.
+package redistest
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Server is a redis-server started for a test.
+type Server struct {
+	Addr string // 127.0.0.1:port
+	dir  string
+	path string
+	cmd  *exec.Cmd
+	tb   testing.TB
+}
+
+// URL is the server's address as a -redis-url.
+func (s *Server) URL() string { return "redis://" + s.Addr }
+
+// Start starts a redis-server that appends every write to its log and
+// syncs it before answering (appendfsync always), so that a killed server
+// keeps every write it acknowledged.
+func Start(tb testing.TB) *Server {
+	tb.Helper()
+	path, err := exec.LookPath("redis-server")
+	if err != nil {
+		msg := "redis-server is not on PATH: the Redis tests need it (apt-get install redis-server)"
+		if os.Getenv("CI") != "" {
+			tb.Fatalf("%s; in CI this is a failure", msg)
+		}
+		fmt.Fprintf(os.Stderr, "\n*** SKIPPING %s: %s ***\n\n", tb.Name(), msg)
+		tb.Skip(msg)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	s := &Server{Addr: addr, dir: tb.TempDir(), path: path, tb: tb}
+	s.start()
+	tb.Cleanup(s.Kill)
+	return s
+}
+
+func (s *Server) start() {
+	s.tb.Helper()
+	_, port, _ := net.SplitHostPort(s.Addr)
+	s.cmd = exec.Command(s.path,
+		"--bind", "127.0.0.1", "--port", port, "--dir", s.dir,
+		"--save", "", "--appendonly", "yes", "--appendfsync", "always",
+		"--protected-mode", "no", "--loglevel", "warning")
+	var out strings.Builder
+	s.cmd.Stdout, s.cmd.Stderr = &out, &out
+	if err := s.cmd.Start(); err != nil {
+		s.tb.Fatalf("starting redis-server: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if err := ping(s.Addr); err == nil {
+			return
+		} else if time.Now().After(deadline) {
+			_ = s.cmd.Process.Kill()
+			_ = s.cmd.Wait()
+			s.tb.Fatalf("redis-server on %s did not answer PING: %v\n%s", s.Addr, err, out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Kill stops the server with SIGKILL, as a crash would. It may be called
+// more than once.
+func (s *Server) Kill() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGKILL)
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// Restart starts the server again on the same port and files, after Kill.
+func (s *Server) Restart() {
+	s.tb.Helper()
+	s.Kill()
+	s.start()
+}
+
+// Do sends one command on a new connection and returns its reply line, for
+// checks that should not depend on the client under test.
+func (s *Server) Do(args ...string) (string, error) {
+	c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	if _, err := c.Write([]byte(b.String())); err != nil {
+		return "", err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimRight(line, "\r\n"), err
+}
+
+// Int sends one command whose reply is an integer.
+func (s *Server) Int(args ...string) (int64, error) {
+	line, err := s.Do(args...)
+	if err != nil {
+		return 0, err
+	}
+	if !strings.HasPrefix(line, ":") {
+		return 0, fmt.Errorf("%v: reply %q is not an integer", args, line)
+	}
+	return strconv.ParseInt(line[1:], 10, 64)
+}
+
+func ping(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if line != "+PONG\r\n" {
+		return fmt.Errorf("PING answered %q", line)
+	}
+	return nil
+}

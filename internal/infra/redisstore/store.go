@@ -1,0 +1,312 @@
+// Package redisstore keeps the counts in Redis, so that any number of
+// stateless tracker instances behind a load balancer share them.
+//
+// Each canonical page is one key, so a command never spans hash slots and
+// the store works unchanged on a Redis Cluster. Exact counting keeps a set
+// of 8-byte binary visitor hashes per page (SADD, SCARD); approximate
+// counting keeps a HyperLogLog per page (PFADD, PFCOUNT).
+//
+// Requests in flight share connections: commands wait in one queue, and a
+// few workers each take every command waiting and send them as one pipeline,
+// so that under load one round trip carries many events.
+package redisstore
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/webtracker/tracker/internal/domain"
+)
+
+// Counting says how a page's visitors are kept.
+type Counting int
+
+const (
+	// Exact keeps every visitor's hash in a set.
+	Exact Counting = iota
+	// Approximate keeps a HyperLogLog: 12 KiB per page at most, with a
+	// standard error of 0.81%.
+	Approximate
+)
+
+// HLLRelativeError is the standard error of Redis's HyperLogLog.
+const HLLRelativeError = 0.0081
+
+// Options configure a Store.
+type Options struct {
+	// URL is redis:// or rediss:// (TLS); with addr= parameters it names a
+	// Redis Cluster, with master_name= a Sentinel setup (see Open).
+	URL      string
+	Prefix   string // of every key
+	Counting Counting
+	Logger   *slog.Logger
+	// Workers is the number of pipelines in flight (default 4); Batch the
+	// most commands one carries (default 512).
+	Workers, Batch int
+	// Timeout bounds one pipeline's round trip (default 2s). A request waits
+	// no longer than its own deadline either way.
+	Timeout time.Duration
+	// HealthEvery is how often the server is pinged (default 1s).
+	HealthEvery time.Duration
+}
+
+// Store counts visitors in Redis. It is safe for concurrent use.
+type Store struct {
+	client redis.UniversalClient
+	opts   Options
+	queue  chan *op
+	health atomic.Pointer[error] // nil while healthy
+	stop   chan struct{}
+	wg     sync.WaitGroup
+}
+
+// op is one command waiting for its pipeline.
+type op struct {
+	key    string
+	member string // for an add; "" for a count
+	done   chan struct{}
+	n      int64
+	err    error
+}
+
+var ops = sync.Pool{New: func() any { return &op{done: make(chan struct{}, 1)} }}
+
+// Open connects to Redis as the URL says and starts the workers. It does not
+// wait for Redis: if the server is down, the store answers ErrUnavailable
+// and reports itself unhealthy until it is back. Close releases it.
+//
+// The URL is parsed by go-redis: redis://[user:password@]host:port[/db] or
+// rediss:// for TLS, with options as query parameters; addr=host:port
+// parameters (one per other node) make it a Cluster client, master_name= a
+// Sentinel (failover) client, whose addresses are then the sentinels.
+func Open(opts Options) (*Store, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 4
+	}
+	if opts.Batch <= 0 {
+		opts.Batch = 512
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 2 * time.Second
+	}
+	if opts.HealthEvery <= 0 {
+		opts.HealthEvery = time.Second
+	}
+	client, err := newClient(opts.URL)
+	if err != nil {
+		return nil, fmt.Errorf("-redis-url: %w", err)
+	}
+	s := &Store{client: client, opts: opts, queue: make(chan *op, 4*opts.Batch), stop: make(chan struct{})}
+	s.checkHealth()
+	for range opts.Workers {
+		s.wg.Go(s.worker)
+	}
+	s.wg.Go(s.healthLoop)
+	return s, nil
+}
+
+func newClient(rawURL string) (redis.UniversalClient, error) {
+	switch {
+	case strings.Contains(rawURL, "master_name="):
+		o, err := redis.ParseFailoverURL(rawURL)
+		if err != nil {
+			return nil, err
+		}
+		return redis.NewFailoverClient(o), nil
+	case strings.Contains(rawURL, "addr="):
+		o, err := redis.ParseClusterURL(rawURL)
+		if err != nil {
+			return nil, err
+		}
+		return redis.NewClusterClient(o), nil
+	default:
+		o, err := redis.ParseURL(rawURL)
+		if err != nil {
+			return nil, err
+		}
+		return redis.NewClient(o), nil
+	}
+}
+
+// Key returns the key of a page's visitors.
+func (s *Store) Key(page domain.PageURL) string {
+	return s.opts.Prefix + "visitors:" + page.String()
+}
+
+// Record adds one page view. It returns once Redis has acknowledged it; an
+// error that matches domain.ErrUnavailable means it may not be stored.
+func (s *Store) Record(ctx context.Context, v domain.PageView) error {
+	if v.Page.IsZero() || v.Visitor.IsZero() {
+		return fmt.Errorf("redisstore: record a page view with a zero page or visitor: %w", domain.ErrInvalid)
+	}
+	var member [8]byte
+	binary.LittleEndian.PutUint64(member[:], v.Visitor.Hash())
+	_, err := s.do(ctx, s.Key(v.Page), string(member[:]))
+	return err
+}
+
+// Visitors answers the number of distinct visitors of page (an estimate
+// when counting is Approximate); a page never seen has 0.
+func (s *Store) Visitors(ctx context.Context, page domain.PageURL) (int64, error) {
+	if page.IsZero() {
+		return 0, fmt.Errorf("redisstore: count the visitors of a zero page: %w", domain.ErrInvalid)
+	}
+	return s.do(ctx, s.Key(page), "")
+}
+
+// do queues one command and waits for its answer, no longer than ctx.
+func (s *Store) do(ctx context.Context, key, member string) (int64, error) {
+	o := ops.Get().(*op)
+	o.key, o.member = key, member
+	select {
+	case s.queue <- o:
+	case <-ctx.Done():
+		ops.Put(o)
+		return 0, fmt.Errorf("%w: redis: waiting for a pipeline: %w", domain.ErrUnavailable, ctx.Err())
+	case <-s.stop:
+		ops.Put(o)
+		return 0, fmt.Errorf("%w: redis: the store is closed", domain.ErrUnavailable)
+	}
+	select {
+	case <-o.done:
+		n, err := o.n, o.err
+		ops.Put(o)
+		return n, err
+	case <-ctx.Done():
+		// The worker still holds o and will answer into its buffered
+		// channel; o is left to the garbage collector.
+		return 0, fmt.Errorf("%w: redis: %w", domain.ErrUnavailable, ctx.Err())
+	}
+}
+
+// worker sends the waiting commands, as many as there are up to Batch, as
+// one pipeline, until the store is closed.
+func (s *Store) worker() {
+	batch := make([]*op, 0, s.opts.Batch)
+	cmds := make([]redis.Cmder, 0, s.opts.Batch)
+	for {
+		select {
+		case o := <-s.queue:
+			batch = append(batch[:0], o)
+		case <-s.stop:
+			return
+		}
+	gather:
+		for len(batch) < cap(batch) {
+			select {
+			case o := <-s.queue:
+				batch = append(batch, o)
+			default:
+				break gather
+			}
+		}
+		cmds = s.exec(batch, cmds[:0])
+	}
+}
+
+// exec runs one pipeline and answers every op of it.
+func (s *Store) exec(batch []*op, cmds []redis.Cmder) []redis.Cmder {
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
+	defer cancel()
+	pipe := s.client.Pipeline()
+	for _, o := range batch {
+		switch {
+		case o.member != "" && s.opts.Counting == Approximate:
+			cmds = append(cmds, pipe.PFAdd(ctx, o.key, o.member))
+		case o.member != "":
+			cmds = append(cmds, pipe.SAdd(ctx, o.key, o.member))
+		case s.opts.Counting == Approximate:
+			cmds = append(cmds, pipe.PFCount(ctx, o.key))
+		default:
+			cmds = append(cmds, pipe.SCard(ctx, o.key))
+		}
+	}
+	_, err := pipe.Exec(ctx)
+	if err != nil && !errors.Is(err, redis.Nil) {
+		s.setHealth(err)
+	}
+	for i, o := range batch {
+		o.n, o.err = 0, nil
+		if cmd, ok := cmds[i].(*redis.IntCmd); ok && cmd.Err() == nil {
+			if o.member == "" {
+				o.n = cmd.Val()
+			}
+		} else {
+			o.err = fmt.Errorf("%w: redis: %v", domain.ErrUnavailable, cmds[i].Err())
+		}
+		o.done <- struct{}{}
+	}
+	clear(cmds)
+	return cmds
+}
+
+// Healthy reports why Redis cannot be used, or nil: the last ping or
+// pipeline that failed, until a ping succeeds.
+func (s *Store) Healthy() error {
+	if e := s.health.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+func (s *Store) setHealth(err error) {
+	if err == nil {
+		if s.health.Swap(nil) != nil {
+			s.opts.Logger.Info("redis is reachable again")
+		}
+		return
+	}
+	err = fmt.Errorf("redis: %w", err)
+	if s.health.Swap(&err) == nil {
+		s.opts.Logger.Warn("redis is unreachable; ingest answers 503 until it is back", "err", err)
+	}
+}
+
+// checkHealth pings the server once.
+func (s *Store) checkHealth() {
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
+	defer cancel()
+	s.setHealth(s.client.Ping(ctx).Err())
+}
+
+func (s *Store) healthLoop() {
+	t := time.NewTicker(s.opts.HealthEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			s.checkHealth()
+		case <-s.stop:
+			return
+		}
+	}
+}
+
+// Close stops the workers, once the commands they hold are answered, and
+// closes the connections. Commands still queued are answered
+// ErrUnavailable; call Close once nothing records any more.
+func (s *Store) Close() error {
+	close(s.stop)
+	s.wg.Wait()
+	for {
+		select {
+		case o := <-s.queue:
+			o.n, o.err = 0, fmt.Errorf("%w: redis: the store is closed", domain.ErrUnavailable)
+			o.done <- struct{}{}
+		default:
+			return s.client.Close()
+		}
+	}
+}

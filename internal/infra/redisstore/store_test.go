@@ -1,0 +1,154 @@
+package redisstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/webtracker/tracker/internal/domain"
+	"github.com/webtracker/tracker/internal/infra/redisstore"
+	"github.com/webtracker/tracker/internal/infra/redisstore/redistest"
+	"github.com/webtracker/tracker/internal/infra/storetest"
+)
+
+func open(t *testing.T, srv *redistest.Server, counting redisstore.Counting) *redisstore.Store {
+	t.Helper()
+	s, err := redisstore.Open(redisstore.Options{
+		URL: srv.URL(), Prefix: strings.ReplaceAll(t.Name(), "/", ":") + ":", Counting: counting,
+		HealthEvery: 50 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
+}
+
+// TestConformance runs the suite every store runs, against a real Redis.
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	storetest.Run(t, func(t *testing.T) storetest.Store { return open(t, srv, redisstore.Exact) })
+}
+
+// TestKeysAndMembers checks the data layout the README documents: one set
+// per canonical page, of 8-byte visitor hashes.
+func TestKeysAndMembers(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	s := open(t, srv, redisstore.Exact)
+	v := storetest.View(t, "alice", "HTTPS://Example.com:443/a")
+	if err := s.Record(context.Background(), v); err != nil {
+		t.Fatal(err)
+	}
+	key := s.Key(v.Page)
+	if !strings.HasSuffix(key, "visitors:https://example.com/a") {
+		t.Errorf("key %q does not end in the canonical page", key)
+	}
+	if typ, err := srv.Do("TYPE", key); err != nil || typ != "+set" {
+		t.Fatalf("TYPE %s = %q, %v; want a set", key, typ, err)
+	}
+	member := string([]byte{
+		byte(v.Visitor.Hash()), byte(v.Visitor.Hash() >> 8), byte(v.Visitor.Hash() >> 16), byte(v.Visitor.Hash() >> 24),
+		byte(v.Visitor.Hash() >> 32), byte(v.Visitor.Hash() >> 40), byte(v.Visitor.Hash() >> 48), byte(v.Visitor.Hash() >> 56),
+	})
+	if n, err := srv.Int("SISMEMBER", key, member); err != nil || n != 1 {
+		t.Errorf("SISMEMBER of the visitor's 8-byte little-endian hash = %d, %v; want 1", n, err)
+	}
+}
+
+// TestApproximate: a HyperLogLog per page, counting within a few standard
+// errors.
+func TestApproximate(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	s := open(t, srv, redisstore.Approximate)
+	const visitors = 20000
+	page := "https://example.com/big"
+	var wg sync.WaitGroup
+	for w := range 32 { // concurrent writers share pipelines
+		wg.Go(func() {
+			for i := w; i < visitors; i += 32 {
+				if err := s.Record(context.Background(), storetest.View(t, fmt.Sprintf("v%d", i), page)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	n, err := s.Visitors(context.Background(), storetest.Page(t, page))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rel := math.Abs(float64(n)-visitors) / visitors; rel > 4*redisstore.HLLRelativeError {
+		t.Errorf("estimate %d of %d visitors: %.2f%% off, more than 4 standard errors", n, visitors, 100*rel)
+	}
+	if typ, _ := srv.Do("GET", s.Key(storetest.Page(t, page))); !strings.HasPrefix(typ, "$") {
+		t.Errorf("the page's key is not a HyperLogLog string: %q", typ)
+	}
+}
+
+// TestRedisDownAndBack: with Redis gone, Record and Visitors fail with
+// ErrUnavailable and the store reports itself unhealthy; once Redis is
+// back, both recover by themselves, and what was acknowledged is there.
+func TestRedisDownAndBack(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	s := open(t, srv, redisstore.Exact)
+	ctx := context.Background()
+	page := "https://example.com/a"
+	if err := s.Record(ctx, storetest.View(t, "before", page)); err != nil {
+		t.Fatal(err)
+	}
+	srv.Kill()
+	ctx1, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := s.Record(ctx1, storetest.View(t, "during", page)); !errors.Is(err, domain.ErrUnavailable) {
+		t.Errorf("Record with Redis down = %v, want ErrUnavailable", err)
+	}
+	waitFor(t, "unhealthy", func() bool { return s.Healthy() != nil })
+
+	srv.Restart()
+	waitFor(t, "healthy again", func() bool { return s.Healthy() == nil })
+	if err := s.Record(ctx, storetest.View(t, "after", page)); err != nil {
+		t.Fatalf("Record after Redis came back: %v", err)
+	}
+	n, err := s.Visitors(ctx, storetest.Page(t, page))
+	if err != nil || n < 2 || n > 3 {
+		t.Errorf("Visitors = %d, %v; want before and after (and maybe during)", n, err)
+	}
+}
+
+// TestDeadline: a request's deadline bounds its wait for Redis.
+func TestDeadline(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	s := open(t, srv, redisstore.Exact)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := s.Record(ctx, storetest.View(t, "v", "https://example.com/"))
+	if !errors.Is(err, domain.ErrUnavailable) || !errors.Is(err, context.Canceled) {
+		t.Errorf("Record with a done context = %v, want ErrUnavailable and the context's error", err)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not %s after 10s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
