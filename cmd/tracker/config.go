@@ -41,6 +41,11 @@ type config struct {
 
 	policy domain.URLPolicy
 
+	store       string // memory or redis
+	redisURL    string
+	redisPrefix string
+	counting    string // exact or approximate
+
 	dataDir          string
 	snapshotInterval time.Duration
 	fsync            diskstore.SyncMode
@@ -81,6 +86,10 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "admin listen address for pprof (e.g. 127.0.0.1:6060); empty = off; never the public port")
 	fs.StringVar(&c.accessLog, "access-log", "errors", "access lines: errors (4xx/5xx at info, the rest at debug; counts of all in /metrics) or all (every request at info)")
 
+	fs.StringVar(&c.store, "store", "memory", "where counts live: memory (this process; see -data-dir) or redis (shared by every instance on one Redis)")
+	fs.StringVar(&c.redisURL, "redis-url", "redis://127.0.0.1:6379/0", "with -store=redis: redis:// or rediss:// (TLS) URL; addr= parameters for a Cluster, master_name= for Sentinel")
+	fs.StringVar(&c.redisPrefix, "redis-prefix", "tracker:", "with -store=redis: prefix of every key")
+	fs.StringVar(&c.counting, "counting", "exact", "exact, or approximate (a HyperLogLog per page, 0.81% standard error; needs -store=redis)")
 	fs.StringVar(&c.dataDir, "data-dir", "", "directory that keeps the counts across restarts (snapshots and a write-ahead log); empty = memory only")
 	fs.DurationVar(&c.snapshotInterval, "snapshot-interval", time.Minute, "with -data-dir: how often the whole store is written to a snapshot (and on shutdown)")
 	fs.Func("fsync", "with -data-dir: always (each event's 202 waits until it is on disk) or interval (a crash loses at most -fsync-interval) (default interval)", func(v string) (err error) {
@@ -140,6 +149,18 @@ func (c *config) validate() error {
 	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		errs = append(errs, errors.New("-tls-cert and -tls-key go together"))
+	}
+	switch {
+	case c.store != "memory" && c.store != "redis":
+		errs = append(errs, fmt.Errorf("-store must be memory or redis, not %q", c.store))
+	case c.store == "redis" && c.dataDir != "":
+		errs = append(errs, errors.New("-data-dir is for the memory store; Redis keeps its own data"))
+	}
+	switch {
+	case c.counting != "exact" && c.counting != "approximate":
+		errs = append(errs, fmt.Errorf("-counting must be exact or approximate, not %q", c.counting))
+	case c.counting == "approximate" && c.store != "redis":
+		errs = append(errs, errors.New("-counting=approximate needs -store=redis (the memory store counts exactly)"))
 	}
 	if c.rateLimit < 0 {
 		errs = append(errs, errors.New("-rate-limit must not be negative"))

@@ -21,6 +21,8 @@ type sender struct {
 	mu     sync.Mutex
 	acked  map[string][]string // page → visitors answered 202
 	sent   map[string]int      // page → events sent
+	// onStatus, if set, sees every answer.
+	onStatus func(*http.Response)
 }
 
 func newSender(base string) *sender {
@@ -40,6 +42,9 @@ func (s *sender) send(visitor, page string) bool {
 		return false
 	}
 	resp.Body.Close()
+	if s.onStatus != nil {
+		s.onStatus(resp)
+	}
 	if resp.StatusCode != http.StatusAccepted {
 		return false
 	}
@@ -52,6 +57,15 @@ func (s *sender) send(visitor, page string) bool {
 // load sends events of new visitors on pages from writers goroutines until
 // stop is closed or the server stops answering.
 func (s *sender) load(writers int, pages []string, prefix string, stop <-chan struct{}) {
+	s.run(writers, pages, prefix, stop, true)
+}
+
+// loadThrough is load that goes on through failed answers, until stop.
+func (s *sender) loadThrough(writers int, pages []string, prefix string, stop <-chan struct{}) {
+	s.run(writers, pages, prefix, stop, false)
+}
+
+func (s *sender) run(writers int, pages []string, prefix string, stop <-chan struct{}, stopOnFailure bool) {
 	var wg sync.WaitGroup
 	for w := range writers {
 		wg.Go(func() {
@@ -61,7 +75,7 @@ func (s *sender) load(writers int, pages []string, prefix string, stop <-chan st
 					return
 				default:
 				}
-				if !s.send(fmt.Sprintf("%s-%d-%d", prefix, w, i), pages[i%len(pages)]) && i > 0 {
+				if !s.send(fmt.Sprintf("%s-%d-%d", prefix, w, i), pages[i%len(pages)]) && i > 0 && stopOnFailure {
 					return
 				}
 			}

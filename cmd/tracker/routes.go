@@ -26,6 +26,7 @@ type deps struct {
 	store          store
 	metrics        *metrics.Metrics
 	policy         domain.URLPolicy
+	relativeError  float64 // of the store's counts; 0: exact
 	ready          *atomic.Bool
 	health         func() error     // nil: the store is always healthy
 	limiter        *web.RateLimiter // nil: no rate limit
@@ -48,7 +49,7 @@ func routes(d deps) []route {
 	}
 	return []route{
 		{http.MethodPost, "/api/v1/events", ingestHandler},
-		{http.MethodGet, "/api/v1/visitors", visitors.Handler(d.store, d.policy)},
+		{http.MethodGet, "/api/v1/visitors", visitors.Handler(d.store, d.policy, d.relativeError)},
 		{http.MethodGet, "/healthz", healthz()},
 		{http.MethodGet, "/readyz", readyz(d.ready, d.health)},
 		{http.MethodGet, "/openapi.yaml", openAPI()},

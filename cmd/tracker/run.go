@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/webtracker/tracker/internal/infra/diskstore"
 	"github.com/webtracker/tracker/internal/infra/memstore"
 	"github.com/webtracker/tracker/internal/infra/metrics"
+	"github.com/webtracker/tracker/internal/infra/redisstore"
 	"github.com/webtracker/tracker/internal/web"
 )
 
@@ -49,24 +51,41 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	}
 
-	mem := memstore.New()
-	m := metrics.New(func() metrics.StoreStats {
-		st := mem.Stats()
-		return metrics.StoreStats{Pages: st.Pages, Pairs: st.Pairs, Bytes: st.Bytes}
-	})
 	var (
-		st     store        = mem
-		health func() error // nil: always healthy
+		st       store
+		health   func() error // nil: always healthy
+		relError float64
+		m        *metrics.Metrics
 	)
-	if cfg.dataDir != "" {
-		ds, err := openDisk(cfg, logger, m, mem)
+	if cfg.store == "redis" {
+		m = metrics.New(nil) // the sizes are Redis's own (INFO, MEMORY USAGE)
+		rs, err := openRedis(cfg, logger)
 		if err != nil {
 			return err
 		}
-		// After the server has stopped, so that the last snapshot holds
-		// every event answered.
-		defer func() { err = errors.Join(err, ds.Close()) }()
-		st, health = ds, ds.Healthy
+		// After the server has stopped: in-flight requests still use it.
+		defer func() { err = errors.Join(err, rs.Close()) }()
+		st, health = rs, rs.Healthy
+		if cfg.counting == "approximate" {
+			relError = redisstore.HLLRelativeError
+		}
+	} else {
+		mem := memstore.New()
+		m = metrics.New(func() metrics.StoreStats {
+			st := mem.Stats()
+			return metrics.StoreStats{Pages: st.Pages, Pairs: st.Pairs, Bytes: st.Bytes}
+		})
+		st = mem
+		if cfg.dataDir != "" {
+			ds, err := openDisk(cfg, logger, m, mem)
+			if err != nil {
+				return err
+			}
+			// After the server has stopped, so that the last snapshot holds
+			// every event answered.
+			defer func() { err = errors.Join(err, ds.Close()) }()
+			st, health = ds, ds.Healthy
+		}
 	}
 
 	var ready atomic.Bool
@@ -80,6 +99,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		store:          st,
 		metrics:        m,
 		policy:         cfg.policy,
+		relativeError:  relError,
 		ready:          &ready,
 		health:         health,
 		limiter:        limiter,
@@ -152,6 +172,31 @@ func shutdown(logger *slog.Logger, srv *http.Server, ready *atomic.Bool, cfg *co
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// openRedis connects the Redis store; a Redis still down is logged, not
+// fatal: readiness and ingest answer 503 until it is up.
+func openRedis(cfg *config, logger *slog.Logger) (*redisstore.Store, error) {
+	counting := redisstore.Exact
+	if cfg.counting == "approximate" {
+		counting = redisstore.Approximate
+	}
+	rs, err := redisstore.Open(redisstore.Options{URL: cfg.redisURL, Prefix: cfg.redisPrefix, Counting: counting, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("store", "kind", "redis", "url", redactURL(cfg.redisURL), "prefix", cfg.redisPrefix, "counting", cfg.counting,
+		"healthy", rs.Healthy() == nil)
+	return rs, nil
+}
+
+// redactURL hides the password of a URL for the logs.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable)"
+	}
+	return u.Redacted()
 }
 
 // openDisk recovers the data in -data-dir into mem and returns the store

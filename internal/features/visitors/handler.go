@@ -21,10 +21,14 @@ type Counter interface {
 	Visitors(ctx context.Context, page domain.PageURL) (int64, error)
 }
 
-// Response is the answer: the page's canonical URL and its visitors.
+// Response is the answer: the page's canonical URL and its visitors, and
+// whether that is an exact count or an estimate, with the estimate's
+// relative standard error.
 type Response struct {
-	URL      string `json:"url"`
-	Visitors int64  `json:"visitors"`
+	URL           string  `json:"url"`
+	Visitors      int64   `json:"visitors"`
+	Exact         bool    `json:"exact"`
+	RelativeError float64 `json:"relative_error,omitempty"`
 }
 
 // Header values shared by every answer; net/http copies, never changes, them.
@@ -37,7 +41,8 @@ var (
 var answers = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
 
 // Handler answers 200 with a Response, or a problem for a bad query.
-func Handler(c Counter, policy domain.URLPolicy) http.Handler {
+// relativeError is the standard error of c's counts: 0 for exact counts.
+func Handler(c Counter, policy domain.URLPolicy, relativeError float64) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		page, err := pageOf(r.URL.RawQuery, policy)
 		if err != nil {
@@ -50,7 +55,8 @@ func Handler(c Counter, policy domain.URLPolicy) http.Handler {
 			return
 		}
 		bufp := answers.Get().(*[]byte)
-		body := appendResponse((*bufp)[:0], Response{URL: page.String(), Visitors: n})
+		body := appendResponse((*bufp)[:0], Response{URL: page.String(), Visitors: n,
+			Exact: relativeError == 0, RelativeError: relativeError})
 		h := w.Header()
 		h["Content-Type"] = jsonType
 		h["Cache-Control"] = noStore
@@ -68,6 +74,12 @@ func appendResponse(b []byte, r Response) []byte {
 	b = appendJSONString(b, r.URL)
 	b = append(b, `,"visitors":`...)
 	b = strconv.AppendInt(b, r.Visitors, 10)
+	b = append(b, `,"exact":`...)
+	b = strconv.AppendBool(b, r.Exact)
+	if r.RelativeError != 0 {
+		b = append(b, `,"relative_error":`...)
+		b = strconv.AppendFloat(b, r.RelativeError, 'f', -1, 64)
+	}
 	return append(b, "}\n"...)
 }
 

@@ -37,13 +37,13 @@ func TestHandler(t *testing.T) {
 		wantType   string
 	}{
 		{name: "known page", query: "url=https%3A%2F%2Fexample.com%2Fa%3Fx%3D1%26y%3D2", store: store,
-			wantStatus: 200, wantBody: `{"url":"https://example.com/a?x=1&y=2","visitors":7}`},
+			wantStatus: 200, wantBody: `{"url":"https://example.com/a?x=1&y=2","visitors":7,"exact":true}`},
 		{name: "same page other spelling", query: "url=" + escape("HTTPS://EXAMPLE.com:443/a?y=2&utm_medium=mail&x=1#frag"), store: store,
-			wantStatus: 200, wantBody: `{"url":"https://example.com/a?x=1&y=2","visitors":7}`},
+			wantStatus: 200, wantBody: `{"url":"https://example.com/a?x=1&y=2","visitors":7,"exact":true}`},
 		{name: "other parameters ignored", query: "x=1&url=" + escape("https://example.com/a?x=1&y=2"), store: store,
-			wantStatus: 200, wantBody: `{"url":"https://example.com/a?x=1&y=2","visitors":7}`},
+			wantStatus: 200, wantBody: `{"url":"https://example.com/a?x=1&y=2","visitors":7,"exact":true}`},
 		{name: "never seen is zero", query: "url=" + escape("https://example.com/new"), store: store,
-			wantStatus: 200, wantBody: `{"url":"https://example.com/new","visitors":0}`},
+			wantStatus: 200, wantBody: `{"url":"https://example.com/new","visitors":0,"exact":true}`},
 		{name: "missing", query: "", store: store, wantStatus: 400, wantType: "validation"},
 		{name: "other parameter only", query: "page=x", store: store, wantStatus: 400, wantType: "validation"},
 		{name: "empty", query: "url=", store: store, wantStatus: 400, wantType: "validation"},
@@ -53,12 +53,12 @@ func TestHandler(t *testing.T) {
 		{name: "too long", query: "url=" + escape("https://a.com/"+strings.Repeat("a", 4096)), store: store, wantStatus: 400, wantType: "validation"},
 		{name: "malformed query", query: "url=%zz", store: store, wantStatus: 400, wantType: "validation"},
 		{name: "escaped key", query: "%75rl=" + escape("https://example.com/a?x=1&y=2"), store: store,
-			wantStatus: 200, wantBody: `{"url":"https://example.com/a?x=1&y=2","visitors":7}`},
+			wantStatus: 200, wantBody: `{"url":"https://example.com/a?x=1&y=2","visitors":7,"exact":true}`},
 		{name: "plus is a space", query: "url=https%3A%2F%2Fexample.com%2Fa+b", store: store,
-			wantStatus: 200, wantBody: `{"url":"https://example.com/a%20b","visitors":0}`},
+			wantStatus: 200, wantBody: `{"url":"https://example.com/a%20b","visitors":0,"exact":true}`},
 		{name: "twice, once escaped", query: "url=https%3A%2F%2Fa.com%2F&%75rl=https%3A%2F%2Fb.com%2F", store: store, wantStatus: 400, wantType: "validation"},
 		{name: "malformed other parameter ignored", query: "x=%zz&url=" + escape("https://example.com/new"), store: store,
-			wantStatus: 200, wantBody: `{"url":"https://example.com/new","visitors":0}`},
+			wantStatus: 200, wantBody: `{"url":"https://example.com/new","visitors":0,"exact":true}`},
 		{name: "store unavailable", query: "url=" + escape("https://a.com/"), store: counts{err: fmt.Errorf("x: %w", domain.ErrUnavailable)},
 			wantStatus: 503, wantType: "unavailable"},
 		{name: "store fails", query: "url=" + escape("https://a.com/"), store: counts{err: errors.New("boom")},
@@ -68,7 +68,7 @@ func TestHandler(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			w := httptest.NewRecorder()
-			visitors.Handler(tt.store, domain.URLPolicy{}).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/api/v1/visitors?"+tt.query, nil))
+			visitors.Handler(tt.store, domain.URLPolicy{}, 0).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/api/v1/visitors?"+tt.query, nil))
 			if w.Code != tt.wantStatus {
 				t.Fatalf("status = %d, want %d; body %s", w.Code, tt.wantStatus, w.Body)
 			}
@@ -103,16 +103,31 @@ func TestHandler(t *testing.T) {
 func TestAppendResponse(t *testing.T) {
 	t.Parallel()
 	for _, s := range []string{"https://a.com/", `quote " back \ slash`, "tab\tnl\ncr\rbs\bff\f\x00\x1f", "é ünï 🙂", "bad \xff utf8", "<&>"} {
-		r := visitors.Response{URL: s, Visitors: -3}
-		var want strings.Builder
-		enc := json.NewEncoder(&want)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(r); err != nil {
-			t.Fatal(err)
+		for _, r := range []visitors.Response{
+			{URL: s, Visitors: -3, Exact: true},
+			{URL: s, Visitors: 12345, RelativeError: 0.0081},
+		} {
+			var want strings.Builder
+			enc := json.NewEncoder(&want)
+			enc.SetEscapeHTML(false)
+			if err := enc.Encode(r); err != nil {
+				t.Fatal(err)
+			}
+			if got := string(visitors.AppendResponse(nil, r)); got != want.String() {
+				t.Errorf("%q: got %s want %s", s, got, want.String())
+			}
 		}
-		if got := string(visitors.AppendResponse(nil, r)); got != want.String() {
-			t.Errorf("%q: got %s want %s", s, got, want.String())
-		}
+	}
+}
+
+func TestEstimatedAnswer(t *testing.T) {
+	t.Parallel()
+	w := httptest.NewRecorder()
+	store := counts{byPage: map[string]int64{"https://example.com/": 1000}}
+	visitors.Handler(store, domain.URLPolicy{}, 0.0081).ServeHTTP(w,
+		httptest.NewRequest(http.MethodGet, "/api/v1/visitors?url="+escape("https://example.com/"), nil))
+	if got, want := strings.TrimSpace(w.Body.String()), `{"url":"https://example.com/","visitors":1000,"exact":false,"relative_error":0.0081}`; got != want {
+		t.Errorf("body = %s, want %s", got, want)
 	}
 }
 

@@ -31,7 +31,8 @@ type Metrics struct {
 }
 
 // New makes the metrics and registers them, with the Go runtime and process
-// collectors, on a registry of their own. stats is called once per scrape.
+// collectors, on a registry of their own. stats is called once per scrape;
+// nil leaves the store's sizes out (a store outside the process).
 func New(stats func() StoreStats) *Metrics {
 	m := &Metrics{
 		registry: prometheus.NewRegistry(),
@@ -50,10 +51,12 @@ func New(stats func() StoreStats) *Metrics {
 		}, []string{"result", "reason"}),
 	}
 	m.registry.MustRegister(m.requests, m.latency, m.events,
-		&storeCollector{stats: stats},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	if stats != nil {
+		m.registry.MustRegister(&storeCollector{stats: stats})
+	}
 	return m
 }
 

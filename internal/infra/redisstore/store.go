@@ -166,8 +166,14 @@ func (s *Store) Visitors(ctx context.Context, page domain.PageURL) (int64, error
 	return s.do(ctx, s.Key(page), "")
 }
 
-// do queues one command and waits for its answer, no longer than ctx.
+// do queues one command and waits for its answer, no longer than ctx. While
+// the server is known to be unreachable it fails at once, rather than let
+// every request wait for a connection that will not come; the health loop
+// notices when it is back.
 func (s *Store) do(ctx context.Context, key, member string) (int64, error) {
+	if err := s.Healthy(); err != nil {
+		return 0, fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+	}
 	o := ops.Get().(*op)
 	o.key, o.member = key, member
 	select {
