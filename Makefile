@@ -9,7 +9,7 @@ DLV         := go run github.com/go-delve/delve/cmd/dlv@v1.27.2
 FUZZTIME    ?= 30s
 
 BENCH_OUT   ?= bench-out
-# The durability runs: ingest only, shorter rounds, to keep make bench within 5 minutes.
+# The durability and Redis runs: ingest only, shorter rounds, to keep make bench within 5 minutes.
 DURABLE_LOAD = -workloads ingest-uniform -rounds 3 -duration 2s -warmup 500ms -latency-duration 0
 
 .PHONY: help run run-prod build test lint cover fuzz debug bench clean
@@ -67,7 +67,7 @@ bench: build ## Measure (about 4 min): store benchmarks, memory per pair, alloca
 	@echo "== allocations per request through a real server: tracker against bare net/http"
 	go test -run '^$$' -bench 'Serve' -benchtime 20000x -count 3 ./cmd/tracker/ | tee $(BENCH_OUT)/serve.txt
 	@echo "== HTTP load: tracker against a bare net/http handler, interleaved A/B rounds"
-	go run ./cmd/loadgen -tracker $(BIN) -out $(BENCH_OUT)/loadgen.json | tee $(BENCH_OUT)/loadgen.txt
+	go run ./cmd/loadgen -tracker $(BIN) -rounds 4 -latency-duration 2s -out $(BENCH_OUT)/loadgen.json | tee $(BENCH_OUT)/loadgen.txt
 	@echo "== durability: a start over 10 million pairs (9M in the snapshot, 1M in the log)"
 	go test -run '^$$' -bench Recovery -benchtime 1x ./internal/infra/diskstore/ | tee $(BENCH_OUT)/recovery.txt
 	@echo "== durability: ingest with -data-dir against the memory-only tracker, interleaved A/B rounds"
@@ -76,6 +76,12 @@ bench: build ## Measure (about 4 min): store benchmarks, memory per pair, alloca
 		$(DURABLE_LOAD) -out $(BENCH_OUT)/durable-interval.json | tee $(BENCH_OUT)/durable-interval.txt
 	go run ./cmd/loadgen -tracker $(BIN) -baseline tracker -tracker-args "-data-dir $(BENCH_OUT)/data-always -fsync always" \
 		$(DURABLE_LOAD) -out $(BENCH_OUT)/durable-always.json | tee $(BENCH_OUT)/durable-always.txt
+	@echo "== Redis: ingest through -store=redis against the memory-only tracker (loadgen starts its own redis-server)"
+	@if command -v redis-server >/dev/null; then \
+		go run ./cmd/loadgen -tracker $(BIN) -redis -baseline tracker -tracker-args "-store redis -redis-url {redis-url}" \
+			$(DURABLE_LOAD) -out $(BENCH_OUT)/redis.json | tee $(BENCH_OUT)/redis.txt && \
+		go test -run '^$$' -bench RedisMemory -benchtime 1x ./internal/infra/redisstore/ | tee $(BENCH_OUT)/redis-memory.txt; \
+	else echo "*** SKIPPED: redis-server is not installed (apt-get install redis-server) ***"; fi
 
 clean: ## Remove build, coverage and benchmark output.
 	rm -rf bin cover.out $(BENCH_OUT)

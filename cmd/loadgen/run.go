@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -42,6 +43,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	progress := newProgress(stderr)
 	res := newResult(cfg)
+	if cfg.redis {
+		redis, err := startRedis(ctx, progress)
+		if err != nil {
+			return err
+		}
+		defer redis.stop()
+		for i, a := range cfg.trackerArgs {
+			cfg.trackerArgs[i] = strings.ReplaceAll(a, "{redis-url}", "redis://"+redis.addr)
+		}
+	}
 	// The baseline is called bare in the result either way.
 	bareSpec := serverSpec{
 		name: "bare", path: self, readyPath: bareReadyPath,

@@ -120,6 +120,57 @@ func (s *server) stop() {
 	}
 }
 
+// startRedis starts a redis-server from PATH on a free loopback port, with
+// no persistence, and waits until it answers PING.
+func startRedis(ctx context.Context, out io.Writer) (*server, error) {
+	path, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, fmt.Errorf("-redis: %w (apt-get install redis-server)", err)
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command(path, "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no", "--loglevel", "warning")
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = childProcAttr()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting redis-server: %w", err)
+	}
+	s := &server{name: "redis", addr: addr, pid: cmd.Process.Pid, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		s.err = cmd.Wait()
+		close(s.done)
+	}()
+	deadline := time.Now().Add(startTimeout)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			_, _ = c.Write([]byte("PING\r\n"))
+			buf := make([]byte, 7)
+			_ = c.SetReadDeadline(time.Now().Add(time.Second))
+			n, _ := io.ReadFull(c, buf)
+			c.Close()
+			if string(buf[:n]) == "+PONG\r\n" {
+				return s, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			s.stop()
+			return nil, ctx.Err()
+		case <-s.done:
+			return nil, fmt.Errorf("redis-server exited before it was ready: %v", s.err)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			s.stop()
+			return nil, fmt.Errorf("redis-server on %s did not answer PING within %v", addr, startTimeout)
+		}
+	}
+}
+
 // freeAddr returns a loopback address with a port free a moment ago. The
 // child binds it a few milliseconds later; another process taking it in
 // between would make the child fail to start, loudly.

@@ -261,7 +261,7 @@ func TestReadmeDurability(t *testing.T) {
 			_ = c.cmd.Wait()
 		case strings.HasPrefix(l, "$ curl "):
 			ex := readmeExamples(lines[i:min(i+2, len(lines))])[0]
-			ex.check(t, client, strings.TrimPrefix(c.base, "http://"))
+			ex.check(t, client, map[string]string{"localhost:8080": strings.TrimPrefix(c.base, "http://")})
 			curls++
 		case strings.HasPrefix(l, "$ "):
 			t.Fatalf("the README's walkthrough has a line this test cannot run: %s", l)

@@ -115,3 +115,57 @@ func waitStatus(t *testing.T, in *instance, path string, status int) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestReadmeRedis runs the README's two-instance walkthrough line by line:
+// redis-server and two trackers started as printed (on free ports), events
+// sent to each, and the counts each answers compared with the ones printed.
+func TestReadmeRedis(t *testing.T) {
+	t.Parallel()
+	lines := readmeBlock(t, "## Scale out on Redis")
+	var srv *redistest.Server
+	hosts := map[string]string{}
+	client := &http.Client{Timeout: 10 * time.Second}
+	curls := 0
+	for i, l := range lines {
+		words := shellWords(strings.TrimSuffix(strings.TrimPrefix(l, "$ "), " &"))
+		switch {
+		case l == "$ make build": // the test binary is the tracker
+		case strings.HasPrefix(l, "$ redis-server ") && strings.HasSuffix(l, " &"):
+			var extra []string
+			for j := 1; j < len(words); j++ {
+				if words[j] == "--port" {
+					j++ // the test's own free port instead
+					continue
+				}
+				extra = append(extra, words[j])
+			}
+			srv = redistest.Start(t, extra...)
+		case strings.HasPrefix(l, "$ bin/tracker ") && strings.HasSuffix(l, " &"):
+			var args []string
+			readmeAddr := ""
+			for j := 1; j < len(words); j++ {
+				switch words[j] {
+				case "-addr":
+					j++
+					readmeAddr = "localhost" + words[j]
+				case "-redis-url":
+					j++
+					args = append(args, "-redis-url", strings.Replace(words[j], "127.0.0.1:6379", srv.Addr, 1))
+				default:
+					args = append(args, words[j])
+				}
+			}
+			args = append(args, "-redis-prefix", t.Name()+":")
+			c := startMain(t, args...)
+			hosts[readmeAddr] = strings.TrimPrefix(c.base, "http://")
+		case strings.HasPrefix(l, "$ curl "):
+			readmeExamples(lines[i:min(i+2, len(lines))])[0].check(t, client, hosts)
+			curls++
+		case strings.HasPrefix(l, "$ "):
+			t.Fatalf("the README's walkthrough has a line this test cannot run: %s", l)
+		}
+	}
+	if curls < 4 || len(hosts) != 2 {
+		t.Fatalf("the README's walkthrough has %d curl lines and %d trackers; want at least 4 and 2", curls, len(hosts))
+	}
+}

@@ -28,7 +28,7 @@ func TestReadmeExamples(t *testing.T) {
 	in := start(t, nil)
 	in.waitReady(t)
 	for _, ex := range examples {
-		ex.check(t, in.client, strings.TrimPrefix(in.base, "http://"))
+		ex.check(t, in.client, map[string]string{"localhost:8080": strings.TrimPrefix(in.base, "http://")})
 	}
 }
 
@@ -79,9 +79,9 @@ func readmeExamples(lines []string) []example {
 // check sends the example's request to host and compares the answer with
 // the one the README prints (request ids aside); with none printed, any
 // success will do.
-func (ex example) check(t *testing.T, client *http.Client, host string) {
+func (ex example) check(t *testing.T, client *http.Client, hosts map[string]string) {
 	t.Helper()
-	req, err := ex.request(host)
+	req, err := ex.request(hosts)
 	if err != nil {
 		t.Fatalf("%s: %v", ex.command, err)
 	}
@@ -108,8 +108,9 @@ func (ex example) check(t *testing.T, client *http.Client, host string) {
 }
 
 // request turns a curl command line of the README (options -i -s -X -H -d,
-// single quotes) into a request to host.
-func (ex example) request(host string) (*http.Request, error) {
+// single quotes) into a request, to the real address hosts gives for the
+// README's host:port.
+func (ex example) request(hosts map[string]string) (*http.Request, error) {
 	args := shellWords(ex.command)[1:]
 	method, target, body := "GET", "", ""
 	header := http.Header{}
@@ -137,8 +138,12 @@ func (ex example) request(host string) (*http.Request, error) {
 			target = a
 		}
 	}
-	target = strings.Replace(target, "localhost:8080", host, 1)
-	req, err := http.NewRequest(method, "http://"+target, strings.NewReader(body))
+	readmeHost, path, _ := strings.Cut(target, "/")
+	host, ok := hosts[readmeHost]
+	if !ok {
+		return nil, fmt.Errorf("no server for %s", readmeHost)
+	}
+	req, err := http.NewRequest(method, "http://"+host+"/"+path, strings.NewReader(body))
 	if err != nil {
 		return nil, err
 	}

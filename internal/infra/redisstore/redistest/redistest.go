@@ -22,11 +22,12 @@ import (
 
 // Server is a redis-server started for a test.
 type Server struct {
-	Addr string // 127.0.0.1:port
-	dir  string
-	path string
-	cmd  *exec.Cmd
-	tb   testing.TB
+	Addr  string // 127.0.0.1:port
+	dir   string
+	path  string
+	cmd   *exec.Cmd
+	tb    testing.TB
+	extra []string
 }
 
 // URL is the server's address as a -redis-url.
@@ -34,8 +35,9 @@ func (s *Server) URL() string { return "redis://" + s.Addr }
 
 // Start starts a redis-server that appends every write to its log and
 // syncs it before answering (appendfsync always), so that a killed server
-// keeps every write it acknowledged.
-func Start(tb testing.TB) *Server {
+// keeps every write it acknowledged. extra are more configuration
+// arguments, which win over these (e.g. "--appendonly", "no").
+func Start(tb testing.TB, extra ...string) *Server {
 	tb.Helper()
 	path, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -52,7 +54,7 @@ func Start(tb testing.TB) *Server {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	s := &Server{Addr: addr, dir: tb.TempDir(), path: path, tb: tb}
+	s := &Server{Addr: addr, dir: tb.TempDir(), path: path, tb: tb, extra: extra}
 	s.start()
 	tb.Cleanup(s.Kill)
 	return s
@@ -61,10 +63,10 @@ func Start(tb testing.TB) *Server {
 func (s *Server) start() {
 	s.tb.Helper()
 	_, port, _ := net.SplitHostPort(s.Addr)
-	s.cmd = exec.Command(s.path,
+	s.cmd = exec.Command(s.path, append([]string{
 		"--bind", "127.0.0.1", "--port", port, "--dir", s.dir,
 		"--save", "", "--appendonly", "yes", "--appendfsync", "always",
-		"--protected-mode", "no", "--loglevel", "warning")
+		"--protected-mode", "no", "--loglevel", "warning"}, s.extra...)...)
 	var out strings.Builder
 	s.cmd.Stdout, s.cmd.Stderr = &out, &out
 	if err := s.cmd.Start(); err != nil {
