@@ -41,6 +41,11 @@ type config struct {
 
 	policy domain.URLPolicy
 
+	sites           string
+	corsOrigins     string
+	corsReadOrigins string
+	apiToken        string
+
 	store       string // memory or redis
 	redisURL    string
 	redisPrefix string
@@ -86,6 +91,10 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "admin listen address for pprof (e.g. 127.0.0.1:6060); empty = off; never the public port")
 	fs.StringVar(&c.accessLog, "access-log", "errors", "access lines: errors (4xx/5xx at info, the rest at debug; counts of all in /metrics) or all (every request at info)")
 
+	fs.StringVar(&c.sites, "sites", "", "comma-separated hosts events are taken for (e.g. example.com,shop.example.com); others get 403; empty = every host")
+	fs.StringVar(&c.corsOrigins, "cors-origins", "*", "origins whose pages may send events from the browser (comma-separated, or * for any)")
+	fs.StringVar(&c.corsReadOrigins, "cors-read-origins", "", "origins whose pages may read counts from the browser (comma-separated, or *); empty = none but this service's own")
+	fs.StringVar(&c.apiToken, "api-token", "", "when set, GET /api/v1/visitors and /api/v1/pages need Authorization: Bearer <token>; ingest stays open")
 	fs.StringVar(&c.store, "store", "memory", "where counts live: memory (this process; see -data-dir) or redis (shared by every instance on one Redis)")
 	fs.StringVar(&c.redisURL, "redis-url", "redis://127.0.0.1:6379/0", "with -store=redis: redis:// or rediss:// (TLS) URL; addr= parameters for a Cluster, master_name= for Sentinel")
 	fs.StringVar(&c.redisPrefix, "redis-prefix", "tracker:", "with -store=redis: prefix of every key")

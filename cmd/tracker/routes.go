@@ -7,7 +7,10 @@ import (
 	"time"
 
 	"github.com/webtracker/tracker/internal/domain"
+	"github.com/webtracker/tracker/internal/features/dashboard"
 	"github.com/webtracker/tracker/internal/features/ingest"
+	"github.com/webtracker/tracker/internal/features/pages"
+	"github.com/webtracker/tracker/internal/features/snippet"
 	"github.com/webtracker/tracker/internal/features/visitors"
 	"github.com/webtracker/tracker/internal/infra/metrics"
 	"github.com/webtracker/tracker/internal/web"
@@ -17,6 +20,7 @@ import (
 type store interface {
 	ingest.Recorder
 	visitors.Counter
+	pages.Lister
 }
 
 // deps is what the handlers are built from; run makes each part.
@@ -32,6 +36,11 @@ type deps struct {
 	limiter        *web.RateLimiter // nil: no rate limit
 	clientIPs      *web.ClientIPs
 	requestTimeout time.Duration
+
+	sites           ingest.Sites // nil: every host
+	corsOrigins     string       // may send events from a browser
+	corsReadOrigins string       // may read counts from a browser
+	apiToken        string       // "": reads are open
 }
 
 // route is one method on one path of the API.
@@ -43,13 +52,27 @@ type route struct {
 // routes is the one map of the API: every route and the middleware it alone
 // gets. What every request gets is in newHandler.
 func routes(d deps) []route {
-	ingestHandler := ingest.Handler(d.store, d.policy)
+	ingestCORS := web.NewCORS(d.corsOrigins, http.MethodPost)
+	ingestHandler := web.Chain(ingest.Handler(d.store, d.policy, d.sites), ingestCORS.Middleware())
 	if d.limiter != nil {
 		ingestHandler = web.Limit(d.limiter, d.clientIPs)(ingestHandler)
 	}
+	// Reads: CORS outside the token check, so that a browser can read a 401.
+	readCORS := web.NewCORS(d.corsReadOrigins, http.MethodGet)
+	read := func(h http.Handler) http.Handler {
+		return web.Chain(h, readCORS.Middleware(), web.RequireToken(d.apiToken))
+	}
 	return []route{
 		{http.MethodPost, "/api/v1/events", ingestHandler},
-		{http.MethodGet, "/api/v1/visitors", visitors.Handler(d.store, d.policy, d.relativeError)},
+		{http.MethodOptions, "/api/v1/events", ingestCORS.Preflight()},
+		{http.MethodGet, "/api/v1/visitors", read(visitors.Handler(d.store, d.policy, d.relativeError))},
+		{http.MethodOptions, "/api/v1/visitors", readCORS.Preflight()},
+		{http.MethodGet, "/api/v1/pages", read(pages.Handler(d.store, time.Second, time.Now))},
+		{http.MethodOptions, "/api/v1/pages", readCORS.Preflight()},
+		{http.MethodGet, "/", dashboard.Handler("index.html", "text/html; charset=utf-8")},
+		{http.MethodGet, "/dashboard.js", dashboard.Handler("dashboard.js", "text/javascript; charset=utf-8")},
+		{http.MethodGet, "/dashboard.css", dashboard.Handler("dashboard.css", "text/css; charset=utf-8")},
+		{http.MethodGet, "/tracker.js", snippet.Handler()},
 		{http.MethodGet, "/healthz", healthz()},
 		{http.MethodGet, "/readyz", readyz(d.ready, d.health)},
 		{http.MethodGet, "/openapi.yaml", openAPI()},
@@ -73,7 +96,11 @@ func newHandler(d deps) http.Handler {
 	mux := http.NewServeMux()
 	for _, p := range paths {
 		obs := d.metrics.Route(p, p == "/api/v1/events")
-		mux.Handle(p, web.Observed(obs, web.Methods(byPath[p])))
+		pattern := p
+		if p == "/" {
+			pattern = "/{$}" // the dashboard; any other path is 404 below
+		}
+		mux.Handle(pattern, web.Observed(obs, web.Methods(byPath[p])))
 	}
 	mux.Handle("/", web.Observed(d.metrics.Route("other", false), web.NotFound()))
 	return web.Chain(mux,

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/webtracker/tracker/internal/features/ingest"
 	"github.com/webtracker/tracker/internal/infra/diskstore"
 	"github.com/webtracker/tracker/internal/infra/memstore"
 	"github.com/webtracker/tracker/internal/infra/metrics"
@@ -105,6 +106,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		limiter:        limiter,
 		clientIPs:      web.NewClientIPs(cfg.trustedProxies),
 		requestTimeout: cfg.requestTimeout,
+
+		sites:           ingest.ParseSites(cfg.sites),
+		corsOrigins:     cfg.corsOrigins,
+		corsReadOrigins: cfg.corsReadOrigins,
+		apiToken:        cfg.apiToken,
 	})
 
 	srv := &http.Server{

@@ -13,6 +13,9 @@ var (
 	// ErrUnavailable reports a backing store that cannot serve right now;
 	// the caller may retry later.
 	ErrUnavailable = errors.New("store unavailable")
+	// ErrForbidden reports a valid request that the service is configured
+	// to refuse, such as an event for a site it does not track.
+	ErrForbidden = errors.New("forbidden")
 )
 
 // FieldError says why one named input field is invalid.

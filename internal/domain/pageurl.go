@@ -25,6 +25,16 @@ func (p PageURL) String() string { return p.s }
 // IsZero reports whether p is the zero value, which names no page.
 func (p PageURL) IsZero() bool { return p.s == "" }
 
+// Hostname returns the page's host, lower-case, without a port.
+func (p PageURL) Hostname() string {
+	_, rest, _ := strings.Cut(p.s, "://")
+	host, _, _ := strings.Cut(rest, "/")
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.HasSuffix(host, "]") {
+		host = host[:i]
+	}
+	return host
+}
+
 // URLPolicy holds the site-wide switches of page identity. The zero value is
 // the default rules.
 type URLPolicy struct {

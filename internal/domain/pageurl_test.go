@@ -499,3 +499,21 @@ func FuzzCanonicalURL(f *testing.F) {
 		}
 	})
 }
+
+func TestHostname(t *testing.T) {
+	t.Parallel()
+	for raw, want := range map[string]string{
+		"https://Shop.Example.com/a?b=1": "shop.example.com",
+		"http://example.com:8080/":       "example.com",
+		"http://[::1]:8080/x":            "[::1]",
+		"http://[::1]/x":                 "[::1]",
+	} {
+		u, err := URLPolicy{}.Canonical(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := u.Hostname(); got != want {
+			t.Errorf("Hostname of %s = %q, want %q", u, got, want)
+		}
+	}
+}

@@ -77,3 +77,10 @@ func (p URLPolicy) NewPageView(visitorID []byte, rawURL string) (PageView, error
 	}
 	return PageView{Page: u, Visitor: v}, nil
 }
+
+// PageCount is a page's canonical URL and its distinct visitors, as a store
+// lists them for a ranking.
+type PageCount struct {
+	URL      string
+	Visitors int64
+}

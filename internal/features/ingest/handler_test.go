@@ -96,7 +96,7 @@ func TestHandler(t *testing.T) {
 				req.Header.Set("Content-Type", tt.contentType)
 			}
 			w := httptest.NewRecorder()
-			ingest.Handler(rec, domain.URLPolicy{}).ServeHTTP(w, req)
+			ingest.Handler(rec, domain.URLPolicy{}, nil).ServeHTTP(w, req)
 
 			if w.Code != tt.wantStatus {
 				t.Fatalf("status = %d, want %d; body %s", w.Code, tt.wantStatus, w.Body)
@@ -142,5 +142,36 @@ func checkProblem(t *testing.T, w *httptest.ResponseRecorder, status int, slug s
 	}
 	if strings.Join(got, ",") != strings.Join(fields, ",") {
 		t.Errorf("problem names fields %v, want %v", got, fields)
+	}
+}
+
+// TestSites: with an allow-list, events for other hosts are refused with
+// 403 and never recorded.
+func TestSites(t *testing.T) {
+	t.Parallel()
+	sites := ingest.ParseSites(" Example.com, shop.example.com ,")
+	for _, tt := range []struct {
+		url  string
+		want int
+	}{
+		{"https://example.com/a", 202},
+		{"https://SHOP.example.com:8443/cart", 202},
+		{"https://evil.example.net/", 403},
+		{"https://www.example.com/", 403}, // hosts match exactly
+	} {
+		rec := &recorder{}
+		w := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodPost, "/api/v1/events",
+			strings.NewReader(`{"visitor_id":"v","url":"`+tt.url+`"}`))
+		ingest.Handler(rec, domain.URLPolicy{}, sites).ServeHTTP(w, req)
+		if w.Code != tt.want {
+			t.Errorf("%s: %d %s, want %d", tt.url, w.Code, w.Body, tt.want)
+		}
+		if recorded := len(rec.views) > 0; recorded != (tt.want == 202) {
+			t.Errorf("%s: recorded %v, want %v", tt.url, recorded, tt.want == 202)
+		}
+		if tt.want == 403 && !strings.Contains(w.Body.String(), "urn:webtracker:problem:forbidden") {
+			t.Errorf("%s: body %s, want a forbidden problem", tt.url, w.Body)
+		}
 	}
 }

@@ -39,6 +39,7 @@ type Memory interface {
 	RecordAll(ctx context.Context, page domain.PageURL, visitors []domain.VisitorID) error
 	Visitors(ctx context.Context, page domain.PageURL) (int64, error)
 	Each(fn func(page string, visitors []domain.VisitorID) error) error
+	Pages(ctx context.Context) ([]domain.PageCount, error)
 }
 
 // Options configure a Store.
@@ -297,6 +298,9 @@ func (s *Store) Record(ctx context.Context, v domain.PageView) error {
 func (s *Store) Visitors(ctx context.Context, page domain.PageURL) (int64, error) {
 	return s.mem.Visitors(ctx, page)
 }
+
+// Pages lists every page and its count, from memory.
+func (s *Store) Pages(ctx context.Context) ([]domain.PageCount, error) { return s.mem.Pages(ctx) }
 
 // Healthy reports the error that stopped the log, if any: the store then
 // takes no more events until restarted.

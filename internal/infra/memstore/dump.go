@@ -3,6 +3,7 @@ package memstore
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/webtracker/tracker/internal/domain"
 )
@@ -67,6 +68,23 @@ func (set *set) appendVisitors(dst []domain.VisitorID, s *Store) []domain.Visito
 		}
 	}
 	return dst
+}
+
+// Pages lists every page and its count, in no particular order. It takes
+// each shard's read lock in turn, for the time of a walk over its map; no
+// page lock. ctx is unused, as in Record.
+func (s *Store) Pages(ctx context.Context) ([]domain.PageCount, error) {
+	var out []domain.PageCount
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		out = slices.Grow(out, len(sh.pages))
+		for k, p := range sh.pages {
+			out = append(out, domain.PageCount{URL: k, Visitors: p.visitors.Load()})
+		}
+		sh.mu.RUnlock()
+	}
+	return out, nil
 }
 
 // RecordAll adds the visitors of one page, as Record does for each, with one

@@ -166,6 +166,68 @@ func (s *Store) Visitors(ctx context.Context, page domain.PageURL) (int64, error
 	return s.do(ctx, s.Key(page), "")
 }
 
+// Pages lists every page and its count, by scanning the keys of the prefix
+// (on every master of a Cluster) and counting each, a pipeline of counts per
+// batch of keys. It costs a pass over the keyspace: callers cache it.
+func (s *Store) Pages(ctx context.Context) ([]domain.PageCount, error) {
+	var (
+		mu  sync.Mutex
+		out []domain.PageCount
+	)
+	scan := func(ctx context.Context, c redis.UniversalClient) error {
+		keyPrefix := s.opts.Prefix + "visitors:"
+		iter := c.Scan(ctx, 0, escapeGlob(keyPrefix)+"*", 1000).Iterator()
+		var keys []string
+		flush := func() error {
+			pipe := c.Pipeline()
+			cmds := make([]*redis.IntCmd, len(keys))
+			for i, k := range keys {
+				if s.opts.Counting == Approximate {
+					cmds[i] = pipe.PFCount(ctx, k)
+				} else {
+					cmds[i] = pipe.SCard(ctx, k)
+				}
+			}
+			if _, err := pipe.Exec(ctx); err != nil {
+				return err
+			}
+			mu.Lock()
+			for i, k := range keys {
+				out = append(out, domain.PageCount{URL: strings.TrimPrefix(k, keyPrefix), Visitors: cmds[i].Val()})
+			}
+			mu.Unlock()
+			keys = keys[:0]
+			return nil
+		}
+		for iter.Next(ctx) {
+			if keys = append(keys, iter.Val()); len(keys) == 1000 {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if err := iter.Err(); err != nil {
+			return err
+		}
+		return flush()
+	}
+	var err error
+	if cc, ok := s.client.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
+	} else {
+		err = scan(ctx, s.client)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: redis: listing pages: %v", domain.ErrUnavailable, err)
+	}
+	return out, nil
+}
+
+// escapeGlob escapes the characters SCAN's MATCH treats as a pattern.
+func escapeGlob(s string) string {
+	return strings.NewReplacer(`\`, `\\`, "*", `\*`, "?", `\?`, "[", `\[`, "]", `\]`).Replace(s)
+}
+
 // do queues one command and waits for its answer, no longer than ctx. While
 // the server is known to be unreachable it fails at once, rather than let
 // every request wait for a connection that will not come; the health loop

@@ -16,6 +16,7 @@ import (
 type Store interface {
 	Record(ctx context.Context, v domain.PageView) error
 	Visitors(ctx context.Context, page domain.PageURL) (int64, error)
+	Pages(ctx context.Context) ([]domain.PageCount, error)
 }
 
 // Run runs the suite; open returns a new, empty store for each test, and
@@ -106,6 +107,27 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		wg.Wait()
 		if n := count(t, s, page); n != visitors {
 			t.Errorf("%d visitors after the writes, want %d", n, visitors)
+		}
+	})
+	t.Run("PagesListsEveryPage", func(t *testing.T) {
+		t.Parallel()
+		s := open(t)
+		want := map[string]int64{"https://example.com/": 3, "https://example.com/a?x=1": 1, "https://other.example/b": 2}
+		for page, n := range want {
+			for v := range n {
+				record(t, s, fmt.Sprintf("v%d", v), page)
+			}
+		}
+		list, err := s.Pages(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]int64{}
+		for _, pc := range list {
+			got[pc.URL] = pc.Visitors
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("Pages = %v, want %v", got, want)
 		}
 	})
 	t.Run("ZeroValuesRejected", func(t *testing.T) {
