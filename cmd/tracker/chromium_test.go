@@ -9,9 +9,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -37,6 +39,64 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
+// newBrowser starts a headless browser for the test, stopped when it ends
+// or after a minute.
+func newBrowser(t *testing.T, path string) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	alloc, cancel := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.WindowSize(1100, 900),
+		chromedp.Flag("disable-gpu", true))...)
+	t.Cleanup(cancel)
+	browser, cancel := chromedp.NewContext(alloc)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(browser); err != nil { // starts the browser
+		t.Fatalf("starting %s: %v", path, err)
+	}
+	return browser
+}
+
+// TestDashboardAsksForToken: with -api-token, the dashboard asks for the
+// token once, keeps it, and shows the counts.
+func TestDashboardAsksForToken(t *testing.T) {
+	t.Parallel()
+	path := chromium(t)
+	tracker := start(t, nil, "-api-token", "s3cret")
+	if status := tracker.post(t, "v1", "https://example.com/private"); status != http.StatusAccepted {
+		t.Fatalf("post: %d", status)
+	}
+	tab, cancel := chromedp.NewContext(newBrowser(t, path))
+	defer cancel()
+	var asked atomic.Int32
+	dialogs := chromedp.Events(tab, page.JavascriptDialogOpening)
+	go func() {
+		for ev, err := range dialogs {
+			if err != nil {
+				return
+			}
+			asked.Add(1)
+			answer := page.HandleJavaScriptDialogParams{Accept: true}
+			if ev.Type == page.DialogTypePrompt {
+				answer.PromptText = "s3cret"
+			}
+			_, _ = chromedp.Call(tab, page.HandleJavaScriptDialog, answer)
+		}
+	}()
+	for range 2 { // the second visit must not ask again
+		if err := chromedp.Do(tab, chromedp.Navigate(tracker.base+"/"), chromedp.WaitVisible(chromedp.CSS("#top tbody tr"))); err != nil {
+			t.Fatalf("opening the dashboard: %v", err)
+		}
+		table, err := chromedp.Run(tab, chromedp.Evaluate[string](`document.querySelector("#top tbody").innerText`))
+		if err != nil || !strings.Contains(table, "https://example.com/private\t1") {
+			t.Fatalf("the dashboard's table = %q, %v; want the page with 1 visitor", table, err)
+		}
+	}
+	if n := asked.Load(); n != 1 {
+		t.Errorf("the dashboard asked for the token %d times, want once", n)
+	}
+}
+
 // TestInTheBrowser drives a real headless Chromium: a small site on another
 // origin includes /tracker.js; two visitors (two browser contexts, so two
 // localStorage ids) visit three pages and one single-page-app navigation;
@@ -53,17 +113,7 @@ func TestInTheBrowser(t *testing.T) {
 	}))
 	t.Cleanup(site.Close)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	alloc, cancel := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.WindowSize(1100, 900),
-		chromedp.Flag("disable-gpu", true))...)
-	defer cancel()
-	browser, cancel := chromedp.NewContext(alloc)
-	defer cancel()
-	if err := chromedp.Do(browser); err != nil { // starts the browser
-		t.Fatalf("starting %s: %v", path, err)
-	}
+	browser := newBrowser(t, path)
 
 	// visit browses paths of the site as one visitor and returns the
 	// visitor id tracker.js kept, checking it stays the same throughout.
