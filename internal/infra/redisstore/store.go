@@ -117,7 +117,18 @@ func Open(opts Options) (*Store, error) {
 	return s, nil
 }
 
+// quietLibrary silences go-redis's own logger, a process-wide one that
+// writes unstructured lines to stderr (a dial failure per attempt while
+// Redis is down). The store reports what matters through its own logger:
+// Redis lost and found again, and every failed request as a 503.
+var quietLibrary sync.Once
+
+type silent struct{}
+
+func (silent) Printf(context.Context, string, ...any) {}
+
 func newClient(rawURL string) (redis.UniversalClient, error) {
+	quietLibrary.Do(func() { redis.SetLogger(silent{}) })
 	switch {
 	case strings.Contains(rawURL, "master_name="):
 		o, err := redis.ParseFailoverURL(rawURL)
