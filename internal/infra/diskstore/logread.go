@@ -40,12 +40,12 @@ func newLogReader(r io.Reader, size int64) (*logReader, error) {
 }
 
 // next returns the next record: its page URL (valid until the next call)
-// and visitor hash. At the end of the file it returns io.EOF. A bad record
-// within reach of the end (one that runs to or past the end of the file, or
-// followed by nothing but zeros) is a write the crash cut short: next
-// returns errTorn, and the file's valid records end at lr.off. So is a
-// record length out of range within the longest record's reach of the end.
-// Any other bad record is a *CorruptError.
+// and visitor hash. At the end of the file it returns io.EOF. A last record
+// that runs past the end of the file, or whose checksum fails and that ends
+// exactly at the end, or bad bytes followed by nothing but zeros, is a write
+// a crash cut short: next returns errTorn, and the file's valid records end
+// at lr.off. Any other bad record is a *CorruptError. (Only the newest log
+// may be torn; the caller checks that.)
 func (lr *logReader) next() (page []byte, hash uint64, err error) {
 	remaining := lr.size - lr.off
 	if remaining == 0 {
@@ -61,9 +61,9 @@ func (lr *logReader) next() (page []byte, hash uint64, err error) {
 	sum := binary.LittleEndian.Uint32(head)
 	n := int64(binary.LittleEndian.Uint32(head[4:]))
 	if n < 8 || n > maxPayload {
-		if remaining <= recordHeaderSize+maxPayload {
-			return nil, 0, errTorn // no whole record would fit after it anyway
-		}
+		// A write cut short leaves a prefix of what was written, whose
+		// length field is whole and right; only zeros (a file system that
+		// extended the file but not its data) can stand in for it.
 		return nil, 0, lr.bad(head, fmt.Sprintf("record length %d is out of range", n))
 	}
 	if lr.off+recordHeaderSize+n > lr.size {

@@ -147,13 +147,19 @@ func (l *logWriter) flusher() {
 func (l *logWriter) flush(sync bool) {
 	l.fileMu.Lock()
 	defer l.fileMu.Unlock()
-	l.flushLocked(sync)
+	l.flushLocked(sync, nil)
 }
 
-func (l *logWriter) flushLocked(sync bool) {
+// flushLocked is flush with the file lock held. It returns the log's error.
+// If then is not nil, it becomes the log's error in the very step that takes
+// the buffer, so that no append can slip in behind the last flush (close).
+func (l *logWriter) flushLocked(sync bool, then error) error {
 	l.mu.Lock()
 	buf, b, failed := l.buf, l.batch, l.err
 	l.buf, l.batch = l.spare[:0], newBatch()
+	if then != nil && failed == nil {
+		l.err = then
+	}
 	l.mu.Unlock()
 
 	err := failed
@@ -176,6 +182,7 @@ func (l *logWriter) flushLocked(sync bool) {
 	b.err = err
 	close(b.done)
 	l.spare = buf
+	return err
 }
 
 // rotate writes and syncs what is buffered to the current file, closes it,
@@ -184,16 +191,12 @@ func (l *logWriter) flushLocked(sync bool) {
 func (l *logWriter) rotate(next *os.File, size int64) error {
 	l.fileMu.Lock()
 	defer l.fileMu.Unlock()
-	l.flushLocked(true)
-	l.mu.Lock()
-	err := l.err
-	if err == nil {
-		l.bytes = size
-	}
-	l.mu.Unlock()
-	if err != nil {
+	if err := l.flushLocked(true, nil); err != nil {
 		return err
 	}
+	l.mu.Lock()
+	l.bytes = size
+	l.mu.Unlock()
 	old := l.file
 	l.file = next
 	return old.Close()
@@ -223,11 +226,7 @@ func (l *logWriter) close() error {
 	<-l.done
 	l.fileMu.Lock()
 	defer l.fileMu.Unlock()
-	l.flushLocked(true)
-	l.mu.Lock()
-	err := l.err
-	l.err = errClosed
-	l.mu.Unlock()
+	err := l.flushLocked(true, errClosed)
 	if cerr := l.file.Close(); err == nil {
 		err = cerr
 	}

@@ -157,7 +157,7 @@ func (s *Store) recover() error {
 		s.stats.SnapshotBytes = snap.bytes
 	}
 	s.seq = snap.nextLog
-	for _, seq := range logs {
+	for i, seq := range logs {
 		file := filepath.Join(dir, logName(seq))
 		if seq < snap.nextLog {
 			// Held by the snapshot; a crash came before it was deleted.
@@ -166,7 +166,7 @@ func (s *Store) recover() error {
 			}
 			continue
 		}
-		if err := s.replay(file); err != nil {
+		if err := s.replay(file, i == len(logs)-1); err != nil {
 			return err
 		}
 		s.seq = seq + 1
@@ -174,8 +174,11 @@ func (s *Store) recover() error {
 	return nil
 }
 
-// replay reads one log into memory, and cuts a torn tail off the file.
-func (s *Store) replay(file string) error {
+// replay reads one log into memory, and cuts a torn tail off the newest
+// log. An older log was synced whole before the next one began (and a torn
+// tail was cut at the start after its crash), so a bad end there is
+// corruption.
+func (s *Store) replay(file string, newest bool) error {
 	f, err := os.OpenFile(file, os.O_RDWR, 0)
 	if err != nil {
 		return err
@@ -203,6 +206,9 @@ func (s *Store) replay(file string) error {
 	var ce *CorruptError
 	switch {
 	case errors.Is(err, io.EOF):
+	case errors.Is(err, errTorn) && !newest:
+		return fmt.Errorf("replaying the log: %w", &CorruptError{File: file, Offset: lr.off,
+			Reason: "a record is cut short, but a newer log follows, so this one was complete once"})
 	case errors.Is(err, errTorn):
 		s.logger.Warn("the log ends in a record cut short by a crash; cutting it off",
 			"file", file, "offset", lr.off, "bytes_dropped", st.Size()-lr.off)

@@ -256,7 +256,6 @@ func TestTornTail(t *testing.T) {
 		"half a payload":      record[:len(record)-3],
 		"whole, bad checksum": append([]byte{record[0] ^ 1}, record[1:]...),
 		"zeros":               make([]byte, 100),
-		"garbage length":      {1, 2, 3, 4, 0xff, 0xff, 0xff, 0x7f, 9, 9, 9},
 		"zeros past a record": make([]byte, 3*maxPayload),
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -310,6 +309,53 @@ func TestCorruptLog(t *testing.T) {
 	if !errors.As(err, &ce) || ce.File != logFile || ce.Offset != second {
 		t.Fatalf("Open = %v, want a *CorruptError at %s offset %d", err, logFile, second)
 	}
+}
+
+// TestCorruptLogEnd: damage near the end of a log that no crash can
+// explain stops the start too: a record length out of range followed by
+// more records, and a cut record in a log that a newer one follows.
+func TestCorruptLogEnd(t *testing.T) {
+	t.Parallel()
+	t.Run("length out of range before the last record", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		s := mustOpen(t, dir, SyncAlways)
+		fill(t, s, sizes[:2])
+		s.crash()
+		logFile := onlyLog(t, dir)
+		b, err := os.ReadFile(logFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The second-to-last record: walk the records to find it.
+		var offs []int64
+		for off := int64(logHeaderSize); off < int64(len(b)); off += recordHeaderSize + int64(binaryLen(b[off+4:])) {
+			offs = append(offs, off)
+		}
+		bad := offs[len(offs)-2]
+		b[bad+7] = 0x7f // its length is now far out of range
+		writeFile(t, logFile, b)
+		_, err = open(t, dir, SyncAlways)
+		var ce *CorruptError
+		if !errors.As(err, &ce) || ce.Offset != bad {
+			t.Fatalf("Open = %v, want a *CorruptError at offset %d", err, bad)
+		}
+	})
+	t.Run("cut record in an older log", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		s := mustOpen(t, dir, SyncAlways)
+		fill(t, s, sizes[:2])
+		s.crash()
+		older := onlyLog(t, dir)
+		appendFile(t, older, appendRecord(nil, "https://example.com/p/9", 9)[:12])
+		writeFile(t, filepath.Join(dir, logName(1)), appendLogHeader(nil)) // a newer, empty log
+		_, err := open(t, dir, SyncAlways)
+		var ce *CorruptError
+		if !errors.As(err, &ce) || ce.File != older {
+			t.Fatalf("Open = %v, want a *CorruptError of %s", err, older)
+		}
+	})
 }
 
 // TestCorruptSnapshot: a snapshot that does not read back as written stops
