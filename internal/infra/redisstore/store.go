@@ -67,6 +67,9 @@ type Store struct {
 	health atomic.Pointer[error] // nil while healthy
 	stop   chan struct{}
 	wg     sync.WaitGroup
+
+	closeMu sync.RWMutex // read-held while queueing, so that Close sees no op after it
+	closed  bool
 }
 
 // op is one command waiting for its pipeline.
@@ -153,7 +156,17 @@ func newClient(rawURL string) (redis.UniversalClient, error) {
 
 // Key returns the key of a page's visitors.
 func (s *Store) Key(page domain.PageURL) string {
-	return s.opts.Prefix + "visitors:" + page.String()
+	return s.keyPrefix() + page.String()
+}
+
+// keyPrefix is the part of every page key before the URL. The two counting
+// modes keep different types under different names, so that switching
+// -counting starts new keys instead of meeting the other type's.
+func (s *Store) keyPrefix() string {
+	if s.opts.Counting == Approximate {
+		return s.opts.Prefix + "hll:"
+	}
+	return s.opts.Prefix + "visitors:"
 }
 
 // Record adds one page view. It returns once Redis has acknowledged it; an
@@ -182,11 +195,12 @@ func (s *Store) Visitors(ctx context.Context, page domain.PageURL) (int64, error
 // batch of keys. It costs a pass over the keyspace: callers cache it.
 func (s *Store) Pages(ctx context.Context) ([]domain.PageCount, error) {
 	var (
-		mu  sync.Mutex
-		out []domain.PageCount
+		mu   sync.Mutex
+		out  []domain.PageCount
+		seen = map[string]bool{}
 	)
 	scan := func(ctx context.Context, c redis.UniversalClient) error {
-		keyPrefix := s.opts.Prefix + "visitors:"
+		keyPrefix := s.keyPrefix()
 		iter := c.Scan(ctx, 0, escapeGlob(keyPrefix)+"*", 1000).Iterator()
 		var keys []string
 		flush := func() error {
@@ -204,7 +218,10 @@ func (s *Store) Pages(ctx context.Context) ([]domain.PageCount, error) {
 			}
 			mu.Lock()
 			for i, k := range keys {
-				out = append(out, domain.PageCount{URL: strings.TrimPrefix(k, keyPrefix), Visitors: cmds[i].Val()})
+				if !seen[k] { // SCAN may give a key twice
+					seen[k] = true
+					out = append(out, domain.PageCount{URL: strings.TrimPrefix(k, keyPrefix), Visitors: cmds[i].Val()})
+				}
 			}
 			mu.Unlock()
 			keys = keys[:0]
@@ -249,14 +266,19 @@ func (s *Store) do(ctx context.Context, key, member string) (int64, error) {
 	}
 	o := ops.Get().(*op)
 	o.key, o.member = key, member
-	select {
-	case s.queue <- o:
-	case <-ctx.Done():
-		ops.Put(o)
-		return 0, fmt.Errorf("%w: redis: waiting for a pipeline: %w", domain.ErrUnavailable, ctx.Err())
-	case <-s.stop:
+	s.closeMu.RLock()
+	if s.closed {
+		s.closeMu.RUnlock()
 		ops.Put(o)
 		return 0, fmt.Errorf("%w: redis: the store is closed", domain.ErrUnavailable)
+	}
+	select {
+	case s.queue <- o:
+		s.closeMu.RUnlock()
+	case <-ctx.Done():
+		s.closeMu.RUnlock()
+		ops.Put(o)
+		return 0, fmt.Errorf("%w: redis: waiting for a pipeline: %w", domain.ErrUnavailable, ctx.Err())
 	}
 	select {
 	case <-o.done:
@@ -312,23 +334,36 @@ func (s *Store) exec(batch []*op, cmds []redis.Cmder) []redis.Cmder {
 			cmds = append(cmds, pipe.SCard(ctx, o.key))
 		}
 	}
-	_, err := pipe.Exec(ctx)
-	if err != nil && !errors.Is(err, redis.Nil) {
+	if _, err := pipe.Exec(ctx); err != nil && !wrongType(err) {
+		// Redis cannot serve (down, timed out, loading, read-only, out of
+		// memory…): fail fast until a ping succeeds. A key of another type
+		// says nothing of Redis.
 		s.setHealth(err)
 	}
 	for i, o := range batch {
 		o.n, o.err = 0, nil
-		if cmd, ok := cmds[i].(*redis.IntCmd); ok && cmd.Err() == nil {
+		switch err := cmds[i].Err(); {
+		case err == nil:
 			if o.member == "" {
-				o.n = cmd.Val()
+				o.n = cmds[i].(*redis.IntCmd).Val()
 			}
-		} else {
-			o.err = fmt.Errorf("%w: redis: %v", domain.ErrUnavailable, cmds[i].Err())
+		case wrongType(err):
+			o.err = fmt.Errorf("redis answered %q for key %q", err, o.key) // a 500: a foreign key in our prefix
+		default:
+			o.err = fmt.Errorf("%w: redis: %v", domain.ErrUnavailable, err)
 		}
 		o.done <- struct{}{}
 	}
 	clear(cmds)
 	return cmds
+}
+
+// wrongType reports whether err is Redis's answer that a key holds another
+// type than the command works on: a key under the prefix that this store
+// did not make.
+func wrongType(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "WRONGTYPE")
 }
 
 // Healthy reports why Redis cannot be used, or nil: the last ping or
@@ -377,6 +412,9 @@ func (s *Store) healthLoop() {
 // closes the connections. Commands still queued are answered
 // ErrUnavailable; call Close once nothing records any more.
 func (s *Store) Close() error {
+	s.closeMu.Lock()
+	s.closed = true
+	s.closeMu.Unlock()
 	close(s.stop)
 	s.wg.Wait()
 	for {

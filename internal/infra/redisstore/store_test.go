@@ -93,8 +93,8 @@ func TestApproximate(t *testing.T) {
 	if rel := math.Abs(float64(n)-visitors) / visitors; rel > 4*redisstore.HLLRelativeError {
 		t.Errorf("estimate %d of %d visitors: %.2f%% off, more than 4 standard errors", n, visitors, 100*rel)
 	}
-	if typ, _ := srv.Do("GET", s.Key(storetest.Page(t, page))); !strings.HasPrefix(typ, "$") {
-		t.Errorf("the page's key is not a HyperLogLog string: %q", typ)
+	if v, _ := srv.Do("GET", s.Key(storetest.Page(t, page))); !strings.HasPrefix(v, "HYLL") {
+		t.Errorf("the page's key is not a HyperLogLog (%d bytes, not starting HYLL)", len(v))
 	}
 }
 
@@ -150,5 +150,39 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("not %s after 10s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestForeignKeyIsNotAnOutage: a key of another type under the prefix fails
+// the requests for that page (a 500), and leaves Redis healthy for the rest.
+func TestForeignKeyIsNotAnOutage(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	s := open(t, srv, redisstore.Exact)
+	page := storetest.Page(t, "https://example.com/taken")
+	if reply, err := srv.Do("SET", s.Key(page), "not a set"); err != nil || reply != "+OK" {
+		t.Fatalf("SET: %q, %v", reply, err)
+	}
+	err := s.Record(context.Background(), storetest.View(t, "v", page.String()))
+	if err == nil || errors.Is(err, domain.ErrUnavailable) {
+		t.Errorf("Record on a foreign key = %v, want an error that is not ErrUnavailable", err)
+	}
+	if err := s.Healthy(); err != nil {
+		t.Errorf("Healthy = %v after one foreign key", err)
+	}
+	if err := s.Record(context.Background(), storetest.View(t, "v", "https://example.com/other")); err != nil {
+		t.Errorf("Record of another page: %v", err)
+	}
+}
+
+// TestModesUseTheirOwnKeys: switching the counting mode does not meet the
+// other mode's keys.
+func TestModesUseTheirOwnKeys(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	exact, approx := open(t, srv, redisstore.Exact), open(t, srv, redisstore.Approximate)
+	page := storetest.Page(t, "https://example.com/")
+	if exact.Key(page) == approx.Key(page) {
+		t.Fatalf("both modes use the key %q", exact.Key(page))
 	}
 }

@@ -10,6 +10,7 @@ package redistest
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -22,12 +23,13 @@ import (
 
 // Server is a redis-server started for a test.
 type Server struct {
-	Addr  string // 127.0.0.1:port
-	dir   string
-	path  string
-	cmd   *exec.Cmd
-	tb    testing.TB
-	extra []string
+	Addr   string // 127.0.0.1:port
+	dir    string
+	path   string
+	cmd    *exec.Cmd
+	exited chan struct{} // closed once cmd has exited and been reaped
+	tb     testing.TB
+	extra  []string
 }
 
 // URL is the server's address as a -redis-url.
@@ -48,20 +50,34 @@ func Start(tb testing.TB, extra ...string) *Server {
 		fmt.Fprintf(os.Stderr, "\n*** SKIPPING %s: %s ***\n\n", tb.Name(), msg)
 		tb.Skip(msg)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
+	s := &Server{dir: tb.TempDir(), path: path, tb: tb, extra: extra}
+	// A port free a moment ago may be taken by another test's server before
+	// this one binds it: then this one exits, and another port is tried.
+	for range 5 {
+		if s.Addr, err = freeAddr(); err != nil {
+			tb.Fatal(err)
+		}
+		if err = s.start(); err == nil {
+			tb.Cleanup(s.Kill)
+			return s
+		}
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	s := &Server{Addr: addr, dir: tb.TempDir(), path: path, tb: tb, extra: extra}
-	s.start()
-	tb.Cleanup(s.Kill)
-	return s
+	tb.Fatalf("starting redis-server: %v", err)
+	return nil
 }
 
-func (s *Server) start() {
-	s.tb.Helper()
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// start starts the server on s.Addr and waits until it answers, as itself
+// (its process id), not another server that took the port.
+func (s *Server) start() error {
 	_, port, _ := net.SplitHostPort(s.Addr)
 	s.cmd = exec.Command(s.path, append([]string{
 		"--bind", "127.0.0.1", "--port", port, "--dir", s.dir,
@@ -70,16 +86,30 @@ func (s *Server) start() {
 	var out strings.Builder
 	s.cmd.Stdout, s.cmd.Stderr = &out, &out
 	if err := s.cmd.Start(); err != nil {
-		s.tb.Fatalf("starting redis-server: %v", err)
+		return err
 	}
+	exited := make(chan struct{})
+	s.exited = exited
+	go func() {
+		_ = s.cmd.Wait()
+		close(exited)
+	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
+		select {
+		case <-exited:
+			s.cmd = nil
+			return fmt.Errorf("redis-server on %s exited: %s", s.Addr, out.String())
+		default:
+		}
 		if err := ping(s.Addr); err == nil {
-			return
+			if info, err := s.Do("INFO", "server"); err == nil &&
+				strings.Contains(info, "process_id:"+strconv.Itoa(s.cmd.Process.Pid)+"\r\n") {
+				return nil
+			}
 		} else if time.Now().After(deadline) {
-			_ = s.cmd.Process.Kill()
-			_ = s.cmd.Wait()
-			s.tb.Fatalf("redis-server on %s did not answer PING: %v\n%s", s.Addr, err, out.String())
+			s.Kill()
+			return fmt.Errorf("redis-server on %s did not answer PING: %v\n%s", s.Addr, err, out.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -92,7 +122,7 @@ func (s *Server) Kill() {
 		return
 	}
 	_ = s.cmd.Process.Signal(syscall.SIGKILL)
-	_ = s.cmd.Wait()
+	<-s.exited
 	s.cmd = nil
 }
 
@@ -100,10 +130,13 @@ func (s *Server) Kill() {
 func (s *Server) Restart() {
 	s.tb.Helper()
 	s.Kill()
-	s.start()
+	if err := s.start(); err != nil {
+		s.tb.Fatalf("restarting redis-server: %v", err)
+	}
 }
 
-// Do sends one command on a new connection and returns its reply line, for
+// Do sends one command on a new connection and returns its reply line (a
+// bulk string's content), for
 // checks that should not depend on the client under test.
 func (s *Server) Do(args ...string) (string, error) {
 	c, err := net.DialTimeout("tcp", s.Addr, time.Second)
@@ -120,8 +153,19 @@ func (s *Server) Do(args ...string) (string, error) {
 	if _, err := c.Write([]byte(b.String())); err != nil {
 		return "", err
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	return strings.TrimRight(line, "\r\n"), err
+	r := bufio.NewReader(c)
+	line, err := r.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "$") {
+		return strings.TrimRight(line, "\r\n"), err
+	}
+	// A bulk string: its length, then the bytes.
+	n, err := strconv.Atoi(strings.TrimSpace(line[1:]))
+	if err != nil || n < 0 {
+		return strings.TrimRight(line, "\r\n"), err
+	}
+	body := make([]byte, n+2)
+	_, err = io.ReadFull(r, body)
+	return string(body[:n]), err
 }
 
 // Int sends one command whose reply is an integer.
