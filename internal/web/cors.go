@@ -25,7 +25,9 @@ func NewCORS(list string, methods ...string) *CORS {
 		case "*":
 			c.any = true
 		default:
-			c.origins = append(c.origins, strings.TrimSuffix(o, "/"))
+			// Scheme and host are case-insensitive; browsers send them
+			// lower-case.
+			c.origins = append(c.origins, strings.ToLower(strings.TrimSuffix(o, "/")))
 		}
 	}
 	return c
@@ -38,24 +40,24 @@ func (c *CORS) allow(origin string) string {
 		return ""
 	case c.any:
 		return "*"
-	case slices.Contains(c.origins, origin):
+	case slices.Contains(c.origins, strings.ToLower(origin)):
 		return origin
 	}
 	return ""
 }
 
 // Middleware adds Access-Control-Allow-Origin to the answers of requests
-// from an allowed origin. Answers that depend on the origin say so in Vary.
+// from an allowed origin. Unless every origin is allowed, every answer
+// depends on the origin, and says so in Vary, so that a shared cache does
+// not give one origin's answer to another.
 func (c *CORS) Middleware() Middleware {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if origin := headerValue(r.Header, "Origin"); origin != "" {
-				if allowed := c.allow(origin); allowed != "" {
-					w.Header().Set("Access-Control-Allow-Origin", allowed)
-				}
-				if !c.any {
-					w.Header().Add("Vary", "Origin")
-				}
+			if allowed := c.allow(headerValue(r.Header, "Origin")); allowed != "" {
+				w.Header().Set("Access-Control-Allow-Origin", allowed)
+			}
+			if !c.any {
+				w.Header().Add("Vary", "Origin")
 			}
 			next.ServeHTTP(w, r)
 		})

@@ -86,33 +86,63 @@ func window(q url.Values) (limit, offset int, err error) {
 	return limit, offset, domain.Validate(lerr, oerr)
 }
 
-// cache keeps the ranking for ttl.
+// makeTimeout bounds one making of the ranking.
+const makeTimeout = 10 * time.Second
+
+// cache keeps the ranking for ttl. One request at a time makes it; the
+// others wait for that one, each no longer than its own context.
 type cache struct {
 	list Lister
 	ttl  time.Duration
 	now  func() time.Time
 
-	mu     sync.Mutex // held while the ranking is made: one pass at a time
-	at     time.Time
-	ranked []domain.PageCount
+	mu      sync.Mutex
+	at      time.Time
+	ranked  []domain.PageCount
+	err     error         // of the last making
+	running chan struct{} // closed when the making under way ends; nil if none
 }
 
 func (c *cache) get(ctx context.Context) ([]domain.PageCount, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.ranked != nil && c.now().Sub(c.at) < c.ttl {
+		defer c.mu.Unlock()
 		return c.ranked, nil
 	}
-	list, err := c.list.Pages(ctx)
-	if err != nil {
-		return nil, err
+	if running := c.running; running != nil {
+		c.mu.Unlock()
+		select {
+		case <-running:
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return c.ranked, c.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
-	slices.SortFunc(list, func(a, b domain.PageCount) int {
-		return cmp.Or(cmp.Compare(b.Visitors, a.Visitors), cmp.Compare(a.URL, b.URL))
-	})
-	if list == nil {
-		list = []domain.PageCount{}
+	running := make(chan struct{})
+	c.running = running
+	c.mu.Unlock()
+
+	// Made for every waiter, so not cut short by the one client that asked.
+	makeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), makeTimeout)
+	list, err := c.list.Pages(makeCtx)
+	cancel()
+	if err == nil {
+		slices.SortFunc(list, func(a, b domain.PageCount) int {
+			return cmp.Or(cmp.Compare(b.Visitors, a.Visitors), cmp.Compare(a.URL, b.URL))
+		})
+		if list == nil {
+			list = []domain.PageCount{}
+		}
 	}
-	c.ranked, c.at = list, c.now()
-	return list, nil
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.err = err
+	if err == nil {
+		c.ranked, c.at = list, c.now()
+	}
+	c.running = nil
+	close(running)
+	return list, err
 }

@@ -80,3 +80,40 @@ func TestHandler(t *testing.T) {
 		t.Errorf("after a second, the store was listed %d times in all, want 2", n)
 	}
 }
+
+// slowLister blocks in Pages until released.
+type slowLister struct {
+	entered, release chan struct{}
+}
+
+func (l *slowLister) Pages(context.Context) ([]domain.PageCount, error) {
+	l.entered <- struct{}{}
+	<-l.release
+	return []domain.PageCount{{URL: "https://a.com/", Visitors: 1}}, nil
+}
+
+// TestWaitersKeepTheirDeadline: while one request makes the ranking, the
+// others wait for it, each no longer than its own context.
+func TestWaitersKeepTheirDeadline(t *testing.T) {
+	t.Parallel()
+	l := &slowLister{entered: make(chan struct{}), release: make(chan struct{})}
+	h := pages.Handler(l, time.Second, time.Now)
+	first := make(chan int)
+	go func() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/api/v1/pages", nil))
+		first <- w.Code
+	}()
+	<-l.entered
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/api/v1/pages", nil).WithContext(ctx))
+	if w.Code == http.StatusOK {
+		t.Errorf("a waiter past its deadline got 200")
+	}
+	close(l.release)
+	if code := <-first; code != http.StatusOK {
+		t.Errorf("the request that made the ranking got %d", code)
+	}
+}
