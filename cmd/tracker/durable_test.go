@@ -271,3 +271,31 @@ func TestReadmeDurability(t *testing.T) {
 		t.Fatalf("the README's durability walkthrough has %d curl lines and no tracker start", curls)
 	}
 }
+
+// TestShutdownReportsStoreFailure: when the last snapshot cannot be
+// written, run says so rather than exit as if all were kept.
+func TestShutdownReportsStoreFailure(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir() + "/data"
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := newLogWatcher()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-log-format", "json", "-data-dir", dir},
+			func(string) string { return "" }, io.Discard, logs)
+	}()
+	select {
+	case <-logs.waitFor("listening"):
+	case err := <-done:
+		t.Fatalf("run returned before listening: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no listening line")
+	}
+	if err := os.RemoveAll(dir); err != nil { // the disk is gone
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "snapshot") {
+		t.Errorf("run = %v, want the failed snapshot reported", err)
+	}
+}

@@ -52,42 +52,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	}
 
-	var (
-		st       store
-		health   func() error // nil: always healthy
-		relError float64
-		m        *metrics.Metrics
-	)
-	if cfg.store == "redis" {
-		m = metrics.New(nil) // the sizes are Redis's own (INFO, MEMORY USAGE)
-		rs, err := openRedis(cfg, logger)
-		if err != nil {
-			return err
-		}
-		// After the server has stopped: in-flight requests still use it.
-		defer func() { err = errors.Join(err, rs.Close()) }()
-		st, health = rs, rs.Healthy
-		if cfg.counting == "approximate" {
-			relError = redisstore.HLLRelativeError
-		}
-	} else {
-		mem := memstore.New()
-		m = metrics.New(func() metrics.StoreStats {
-			st := mem.Stats()
-			return metrics.StoreStats{Pages: st.Pages, Pairs: st.Pairs, Bytes: st.Bytes}
-		})
-		st = mem
-		if cfg.dataDir != "" {
-			ds, err := openDisk(cfg, logger, m, mem)
-			if err != nil {
-				return err
-			}
-			// After the server has stopped, so that the last snapshot holds
-			// every event answered.
-			defer func() { err = errors.Join(err, ds.Close()) }()
-			st, health = ds, ds.Healthy
-		}
+	sto, err := openStore(cfg, logger)
+	if err != nil {
+		return err
 	}
+	// After the server has stopped: in-flight requests still use the store,
+	// and a durable store's last snapshot must hold every event answered.
+	defer func() { err = errors.Join(err, sto.close()) }()
 
 	var ready atomic.Bool
 	var limiter *web.RateLimiter
@@ -97,12 +68,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	handler := newHandler(deps{
 		logger:         logger,
 		quietSuccess:   cfg.accessLog == "errors",
-		store:          st,
-		metrics:        m,
+		store:          sto.store,
+		metrics:        sto.metrics,
 		policy:         cfg.policy,
-		relativeError:  relError,
+		relativeError:  sto.relativeError,
 		ready:          &ready,
-		health:         health,
+		health:         sto.health,
 		limiter:        limiter,
 		clientIPs:      web.NewClientIPs(cfg.trustedProxies),
 		requestTimeout: cfg.requestTimeout,
@@ -178,6 +149,46 @@ func shutdown(logger *slog.Logger, srv *http.Server, ready *atomic.Bool, cfg *co
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// openedStore is the store run serves from, with what goes with it.
+type openedStore struct {
+	store         store
+	metrics       *metrics.Metrics // the service's metrics, with the store's own
+	health        func() error     // nil: always healthy
+	relativeError float64          // of its counts; 0: exact
+	close         func() error
+}
+
+// openStore opens the store the configuration asks for: Redis, or memory,
+// made durable by -data-dir.
+func openStore(cfg *config, logger *slog.Logger) (*openedStore, error) {
+	if cfg.store == "redis" {
+		rs, err := openRedis(cfg, logger)
+		if err != nil {
+			return nil, err
+		}
+		o := &openedStore{store: rs, health: rs.Healthy, close: rs.Close,
+			metrics: metrics.New(nil)} // the sizes are Redis's own (INFO, MEMORY USAGE)
+		if cfg.counting == "approximate" {
+			o.relativeError = redisstore.HLLRelativeError
+		}
+		return o, nil
+	}
+	mem := memstore.New()
+	o := &openedStore{store: mem, close: func() error { return nil },
+		metrics: metrics.New(func() metrics.StoreStats {
+			st := mem.Stats()
+			return metrics.StoreStats{Pages: st.Pages, Pairs: st.Pairs, Bytes: st.Bytes}
+		})}
+	if cfg.dataDir != "" {
+		ds, err := openDisk(cfg, logger, o.metrics, mem)
+		if err != nil {
+			return nil, err
+		}
+		o.store, o.health, o.close = ds, ds.Healthy, ds.Close
+	}
+	return o, nil
 }
 
 // openRedis connects the Redis store; a Redis still down is logged, not
