@@ -202,4 +202,20 @@ func TestInTheBrowser(t *testing.T) {
 	}
 	abs, _ := filepath.Abs(shot)
 	t.Logf("dashboard screenshot: %s", abs)
+
+	// On a phone's width, nothing may stick out sideways.
+	if err := chromedp.Do(dash, chromedp.EmulateViewport(390, 844), chromedp.Reload(),
+		chromedp.WaitVisible(chromedp.CSS("#top tbody tr"))); err != nil {
+		t.Fatalf("the dashboard at a phone's width: %v", err)
+	}
+	overflow, err := chromedp.Run(dash, chromedp.Evaluate[int](`document.documentElement.scrollWidth - window.innerWidth`))
+	if err != nil || overflow > 0 {
+		t.Errorf("at 390 px the dashboard is %d px wider than the screen (%v)", overflow, err)
+	}
+	if png, err = chromedp.Run(dash, chromedp.FullScreenshot(100)); err == nil {
+		err = os.WriteFile(filepath.Join(artifactDir, "dashboard-phone.png"), png, 0o644)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 }

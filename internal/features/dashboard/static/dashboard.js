@@ -29,6 +29,7 @@
     svg.querySelectorAll("g").forEach((g) => g.remove());
     const max = Math.max(1, ...pages.map((p) => p.visitors));
     const width = svg.clientWidth || 600;
+    const frac = width < 500 ? 0.35 : 0.6; // leave a phone room for the labels
     svg.setAttribute("height", String(pages.length * (barH + gap)));
     svg.setAttribute("viewBox", `0 0 ${width} ${pages.length * (barH + gap)}`);
     pages.forEach((p, i) => {
@@ -37,9 +38,9 @@
       rect.setAttribute("x", "0");
       rect.setAttribute("y", String(i * (barH + gap)));
       rect.setAttribute("height", String(barH));
-      rect.setAttribute("width", String(Math.max(2, (width * 0.6 * p.visitors) / max)));
+      rect.setAttribute("width", String(Math.max(2, (width * frac * p.visitors) / max)));
       const label = document.createElementNS(ns, "text");
-      label.setAttribute("x", String(Math.max(2, (width * 0.6 * p.visitors) / max) + 6));
+      label.setAttribute("x", String(Math.max(2, (width * frac * p.visitors) / max) + 6));
       label.setAttribute("y", String(i * (barH + gap) + barH * 0.7));
       label.textContent = `${p.visitors} · ${p.url}`;
       g.append(rect, label);
