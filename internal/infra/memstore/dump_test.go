@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/webtracker/tracker/internal/domain"
+	"github.com/webtracker/tracker/internal/infra/storetest"
 )
 
 // dump returns every page's visitor hashes, sorted, as Each sees them.
@@ -69,11 +70,11 @@ func TestEachRecordAllRoundTrip(t *testing.T) {
 		for i, h := range hs {
 			vs[i], _ = domain.VisitorFromHash(h)
 		}
-		if err := b.RecordAll(context.Background(), pageURL(t, page), vs); err != nil {
+		if err := b.RecordAll(context.Background(), storetest.Page(t, page), vs); err != nil {
 			t.Fatal(err)
 		}
 		// Twice: a log replayed over a snapshot repeats visitors.
-		if err := b.RecordAll(context.Background(), pageURL(t, page), vs[:len(vs)/2]); err != nil {
+		if err := b.RecordAll(context.Background(), storetest.Page(t, page), vs[:len(vs)/2]); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/webtracker/tracker/internal/domain"
+	"github.com/webtracker/tracker/internal/infra/storetest"
 )
 
 // The benchmarks draw from benchPages pages and benchVisitors visitor ids,
@@ -40,11 +41,11 @@ func newFixture(b *testing.B) fixture {
 		visitors: make([]domain.VisitorID, benchVisitors),
 	}
 	for i := range f.pages {
-		f.pages[i] = pageURL(b, fmt.Sprintf("https://www.example.com/blog/2025/article-%d", i))
+		f.pages[i] = storetest.Page(b, fmt.Sprintf("https://www.example.com/blog/2025/article-%d", i))
 	}
 	for i := range f.visitors {
 		// The length of a UUID, the most common kind of id.
-		f.visitors[i] = visitorID(b, fmt.Sprintf("visitor-%028d", i))
+		f.visitors[i] = storetest.Visitor(b, fmt.Sprintf("visitor-%028d", i))
 	}
 	return f
 }
@@ -213,11 +214,11 @@ func BenchmarkMemoryPerPair(b *testing.B) {
 		b.Run(fmt.Sprintf("pages=%d/visitors=%d", tc.pages, tc.visitors), func(b *testing.B) {
 			pages := make([]domain.PageURL, tc.pages)
 			for i := range pages {
-				pages[i] = pageURL(b, fmt.Sprintf("https://www.example.com/blog/2025/article-%d", i))
+				pages[i] = storetest.Page(b, fmt.Sprintf("https://www.example.com/blog/2025/article-%d", i))
 			}
 			visitors := make([]domain.VisitorID, tc.visitors)
 			for i := range visitors {
-				visitors[i] = visitorID(b, fmt.Sprintf("visitor-%028d", i))
+				visitors[i] = storetest.Visitor(b, fmt.Sprintf("visitor-%028d", i))
 			}
 			pairs := float64(tc.pages * tc.visitors)
 			ctx := context.Background()

@@ -11,37 +11,18 @@ import (
 	"unsafe"
 
 	"github.com/webtracker/tracker/internal/domain"
+	"github.com/webtracker/tracker/internal/infra/storetest"
 )
-
-// pageURL returns the canonical page of a raw URL.
-func pageURL(tb testing.TB, raw string) domain.PageURL {
-	tb.Helper()
-	u, err := domain.URLPolicy{}.Canonical(raw)
-	if err != nil {
-		tb.Fatalf("Canonical(%q): %v", raw, err)
-	}
-	return u
-}
-
-// visitorID returns a valid visitor id.
-func visitorID(tb testing.TB, id string) domain.VisitorID {
-	tb.Helper()
-	v, err := domain.ParseVisitorID(id)
-	if err != nil {
-		tb.Fatalf("ParseVisitorID(%q): %v", id, err)
-	}
-	return v
-}
 
 // pageN and visitorN name test pages and visitors by number.
 func pageN(tb testing.TB, n int) domain.PageURL {
 	tb.Helper()
-	return pageURL(tb, fmt.Sprintf("https://example.com/p/%d", n))
+	return storetest.Page(tb, fmt.Sprintf("https://example.com/p/%d", n))
 }
 
 func visitorN(tb testing.TB, n int) domain.VisitorID {
 	tb.Helper()
-	return visitorID(tb, fmt.Sprintf("visitor-%d", n))
+	return storetest.Visitor(tb, fmt.Sprintf("visitor-%d", n))
 }
 
 // record records a view and fails the test on error.
@@ -128,11 +109,11 @@ func TestRecordSequential(t *testing.T) {
 			s := New()
 			pages := make(map[string]bool)
 			for _, v := range tt.views {
-				record(t, s, pageURL(t, v.page), visitorID(t, v.visitor))
+				record(t, s, storetest.Page(t, v.page), storetest.Visitor(t, v.visitor))
 				pages[v.page] = true
 			}
 			for raw, want := range tt.want {
-				if got := visitors(t, s, pageURL(t, raw)); got != want {
+				if got := visitors(t, s, storetest.Page(t, raw)); got != want {
 					t.Errorf("Visitors(%s) = %d, want %d", raw, got, want)
 				}
 			}
@@ -522,7 +503,7 @@ func TestStats(t *testing.T) {
 func TestPageKeyIsCanonical(t *testing.T) {
 	t.Parallel()
 	s := New()
-	a := pageURL(t, "https://example.com/a")
+	a := storetest.Page(t, "https://example.com/a")
 	b, err := domain.ParsePageURL(a.String())
 	if err != nil {
 		t.Fatalf("ParsePageURL(%q): %v", a, err)

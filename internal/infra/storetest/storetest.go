@@ -153,14 +153,20 @@ func Page(tb testing.TB, raw string) domain.PageURL {
 	return p
 }
 
+// Visitor returns the visitor of id, failing the test if it is invalid.
+func Visitor(tb testing.TB, id string) domain.VisitorID {
+	tb.Helper()
+	v, err := domain.ParseVisitorID(id)
+	if err != nil {
+		tb.Fatalf("ParseVisitorID(%q): %v", id, err)
+	}
+	return v
+}
+
 // View returns a valid page view.
 func View(tb testing.TB, visitor, page string) domain.PageView {
 	tb.Helper()
-	v, err := domain.ParseVisitorID(visitor)
-	if err != nil {
-		tb.Fatalf("ParseVisitorID(%q): %v", visitor, err)
-	}
-	return domain.PageView{Page: Page(tb, page), Visitor: v}
+	return domain.PageView{Page: Page(tb, page), Visitor: Visitor(tb, visitor)}
 }
 
 func record(t *testing.T, s Store, visitor, page string) {
