@@ -88,3 +88,16 @@ func TestBrowserEdge(t *testing.T) {
 		t.Errorf("GET /nope: %d, want 404", resp.StatusCode)
 	}
 }
+
+// TestUncleanPathsAreNotFound: a path that only cleans to a route is not
+// that route: a 404 problem, not a redirect.
+func TestUncleanPathsAreNotFound(t *testing.T) {
+	t.Parallel()
+	in := start(t, nil)
+	for _, path := range []string{"//api/v1/visitors", "/api/v1/./events", "/api/v1/events/", "/api//v1/pages"} {
+		status, h, body := in.do(t, "GET", path, "", "")
+		if status != http.StatusNotFound || h.Get("Content-Type") != "application/problem+json" || !strings.Contains(body, "not-found") {
+			t.Errorf("GET %s: %d %s %s, want a 404 problem", path, status, h.Get("Content-Type"), body)
+		}
+	}
+}
