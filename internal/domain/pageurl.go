@@ -73,10 +73,11 @@ func (p URLPolicy) Canonical(raw string) (PageURL, error) {
 	case len(raw) > MaxURLBytes:
 		return PageURL{}, urlError("must be at most 4096 bytes")
 	}
-	// Almost every URL a browser reports is canonical already: keep it
-	// without parsing or copying it.
-	if p.isCanonical(raw) {
-		return PageURL{s: raw}, nil
+	// Almost every URL a browser reports is canonical already, or is once
+	// its campaign tags are dropped: keep it, or the part of it before the
+	// query, without parsing or copying it.
+	if c, ok := p.fastCanonical(raw); ok {
+		return PageURL{s: c}, nil
 	}
 	return p.normalize(raw)
 }
@@ -432,11 +433,12 @@ func isTracking(name string) bool {
 	return false
 }
 
-// isCanonical reports whether raw is already canonical under p. It accepts
+// fastCanonical returns the canonical form of raw under p when it is raw
+// itself, or raw without a query made only of tracking parameters. It accepts
 // only a plain subset of URLs, all of which url.Parse accepts, with a
 // lower-case host name (no IP literal) and no escapes or dot segments to
 // change; for anything else it reports false and normalize decides.
-func (p URLPolicy) isCanonical(raw string) bool {
+func (p URLPolicy) fastCanonical(raw string) (string, bool) {
 	var rest, defaultPort string
 	switch {
 	case strings.HasPrefix(raw, "https://"):
@@ -444,7 +446,7 @@ func (p URLPolicy) isCanonical(raw string) bool {
 	case strings.HasPrefix(raw, "http://"):
 		rest, defaultPort = raw[len("http://"):], "80"
 	default:
-		return false
+		return "", false
 	}
 
 	i := 0
@@ -452,7 +454,7 @@ func (p URLPolicy) isCanonical(raw string) bool {
 		i++
 	}
 	if i == 0 {
-		return false
+		return "", false
 	}
 	if i < len(rest) && rest[i] == ':' {
 		j := i + 1
@@ -461,40 +463,55 @@ func (p URLPolicy) isCanonical(raw string) bool {
 		}
 		port := rest[i+1 : j]
 		if port == "" || port[0] == '0' || len(port) > 5 || len(port) == 5 && port > "65535" || port == defaultPort {
-			return false
+			return "", false
 		}
 		i = j
 	}
 	if i == len(rest) || rest[i] != '/' {
-		return false
+		return "", false
 	}
 
 	path, query, hasQuery := strings.Cut(rest[i:], "?")
 	if !isCanonicalComponent(path, pathByte) || hasDotSegment(path) {
-		return false
+		return "", false
 	}
 	if p.FoldTrailingSlash && len(path) > 1 && path[len(path)-1] == '/' {
-		return false
+		return "", false
 	}
 	if !hasQuery {
-		return true
+		return raw, true
 	}
 	if p.StripQuery || query == "" {
-		return false
+		return "", false
 	}
-	prev := ""
+	beforeQuery := raw[:len(raw)-len(query)-1]
+	prev, kept, dropped := "", 0, 0
 	for more := true; more; {
 		var piece string
 		piece, query, more = strings.Cut(query, "&")
 		name, _, _ := strings.Cut(piece, "=")
+		if piece == "" || !isCanonicalComponent(piece, queryByte) {
+			return "", false
+		}
+		if isTracking(name) {
+			dropped++
+			continue
+		}
 		// prev starts as "", below every name but the empty one, which
 		// sorts first anyway.
-		if piece == "" || !isCanonicalComponent(piece, queryByte) || isTracking(name) || name < prev {
-			return false
+		if name < prev {
+			return "", false
 		}
 		prev = name
+		kept++
 	}
-	return true
+	switch {
+	case dropped == 0:
+		return raw, true
+	case kept == 0:
+		return beforeQuery, true
+	}
+	return "", false // some kept, some dropped: normalize rebuilds the query
 }
 
 // isCanonicalComponent reports whether appendNormalized would leave s as it
