@@ -61,28 +61,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer func() { err = errors.Join(err, sto.close()) }()
 
 	var ready atomic.Bool
-	var limiter *web.RateLimiter
-	if cfg.rateLimit > 0 {
-		limiter = web.NewRateLimiter(cfg.rateLimit, cfg.rateBurst, time.Now)
-	}
-	handler := newHandler(deps{
-		logger:         logger,
-		quietSuccess:   cfg.accessLog == "errors",
-		store:          sto.store,
-		metrics:        sto.metrics,
-		policy:         cfg.policy,
-		relativeError:  sto.relativeError,
-		ready:          &ready,
-		health:         sto.health,
-		limiter:        limiter,
-		clientIPs:      web.NewClientIPs(cfg.trustedProxies),
-		requestTimeout: cfg.requestTimeout,
-
-		sites:           ingest.ParseSites(cfg.sites),
-		corsOrigins:     cfg.corsOrigins,
-		corsReadOrigins: cfg.corsReadOrigins,
-		apiToken:        cfg.apiToken,
-	})
+	handler := newHandler(newDeps(cfg, logger, sto, &ready))
 
 	srv := &http.Server{
 		Handler:           handler,
@@ -149,6 +128,33 @@ func shutdown(logger *slog.Logger, srv *http.Server, ready *atomic.Bool, cfg *co
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// newDeps gathers what the handlers are built from, as the configuration
+// says.
+func newDeps(cfg *config, logger *slog.Logger, sto *openedStore, ready *atomic.Bool) deps {
+	var limiter *web.RateLimiter
+	if cfg.rateLimit > 0 {
+		limiter = web.NewRateLimiter(cfg.rateLimit, cfg.rateBurst, time.Now)
+	}
+	return deps{
+		logger:         logger,
+		quietSuccess:   cfg.accessLog == "errors",
+		store:          sto.store,
+		metrics:        sto.metrics,
+		policy:         cfg.policy,
+		relativeError:  sto.relativeError,
+		ready:          ready,
+		health:         sto.health,
+		limiter:        limiter,
+		clientIPs:      web.NewClientIPs(cfg.trustedProxies),
+		requestTimeout: cfg.requestTimeout,
+
+		sites:           ingest.ParseSites(cfg.sites),
+		corsOrigins:     cfg.corsOrigins,
+		corsReadOrigins: cfg.corsReadOrigins,
+		apiToken:        cfg.apiToken,
+	}
 }
 
 // openedStore is the store run serves from, with what goes with it.

@@ -14,10 +14,6 @@ import (
 	"time"
 
 	"github.com/webtracker/tracker/internal/baseline"
-	"github.com/webtracker/tracker/internal/domain"
-	"github.com/webtracker/tracker/internal/infra/memstore"
-	"github.com/webtracker/tracker/internal/infra/metrics"
-	"github.com/webtracker/tracker/internal/web"
 )
 
 // BenchmarkServe measures one request through a real net/http server on
@@ -30,7 +26,7 @@ func BenchmarkServe(b *testing.B) {
 	for _, handler := range []struct {
 		name string
 		h    http.Handler
-	}{{"bare", baseline.Handler()}, {"tracker", benchHandler()}} {
+	}{{"bare", baseline.Handler()}, {"tracker", benchHandler(b)}} {
 		addr := benchServer(b, handler.h)
 		b.Run("ingest/"+handler.name, func(b *testing.B) {
 			var n atomic.Int64
@@ -49,21 +45,21 @@ func BenchmarkServe(b *testing.B) {
 	}
 }
 
-// benchHandler is the tracker's handler as run builds it by default.
-func benchHandler() http.Handler {
-	store := memstore.New()
+// benchHandler is the tracker's handler as run builds it in its default
+// configuration, with its logs discarded.
+func benchHandler(b *testing.B) http.Handler {
+	cfg, err := parseConfig(nil, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		b.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	sto, err := openStore(cfg, logger)
+	if err != nil {
+		b.Fatal(err)
+	}
 	var ready atomic.Bool
 	ready.Store(true)
-	return newHandler(deps{
-		logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
-		quietSuccess:   true, // -access-log=errors, the default
-		store:          store,
-		metrics:        metrics.New(func() metrics.StoreStats { return metrics.StoreStats{} }),
-		policy:         domain.URLPolicy{},
-		ready:          &ready,
-		clientIPs:      web.NewClientIPs(nil),
-		requestTimeout: 5 * time.Second,
-	})
+	return newHandler(newDeps(cfg, logger, sto, &ready))
 }
 
 func benchServer(b *testing.B, h http.Handler) string {

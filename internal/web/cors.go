@@ -57,7 +57,7 @@ func (c *CORS) Middleware() Middleware {
 				w.Header().Set("Access-Control-Allow-Origin", allowed)
 			}
 			if !c.any {
-				w.Header().Add("Vary", "Origin")
+				addVaryOrigin(w.Header())
 			}
 			next.ServeHTTP(w, r)
 		})
@@ -77,8 +77,23 @@ func (c *CORS) Preflight() http.Handler {
 			h.Set("Access-Control-Max-Age", "86400")
 		}
 		if !c.any {
-			h.Add("Vary", "Origin")
+			addVaryOrigin(h)
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
+}
+
+// varyOrigin is the value of a Vary header naming only Origin, shared by
+// every answer that has no other: net/http copies header values and never
+// changes them, and an Add after it appends to a full slice, so copies it.
+var varyOrigin = []string{"Origin"}
+
+// addVaryOrigin adds Origin to h's Vary header without allocating when it
+// is the only one.
+func addVaryOrigin(h http.Header) {
+	if v := h["Vary"]; len(v) > 0 {
+		h["Vary"] = append(v, "Origin")
+		return
+	}
+	h["Vary"] = varyOrigin
 }
