@@ -60,7 +60,7 @@ debug: ## Start the service under Delve, headless on 127.0.0.1:2345 (attach from
 bench: build ## Measure (about 4 min): store benchmarks, memory per pair, allocations per request, HTTP load against a bare handler.
 	@mkdir -p $(BENCH_OUT)
 	@echo "== store (benchstat format: $(BENCH_OUT)/store.txt)"
-	go test -run '^$$' -bench 'Record|Visitors|Hash|Canonical' -benchmem -count 5 ./internal/infra/memstore/ ./internal/domain/ | tee $(BENCH_OUT)/store.txt
+	go test -run '^$$' -bench 'Record|Visitors|Hash|Canonical' -benchmem -count 5 -benchtime 0.5s ./internal/infra/memstore/ ./internal/domain/ | tee $(BENCH_OUT)/store.txt
 	@echo "== resident memory per pair, each size in a fresh process"
 	go test -run '^$$' -bench 'ResidentMemory/pairs=1M$$' -benchtime 1x ./internal/infra/memstore/ | tee $(BENCH_OUT)/memory.txt
 	go test -run '^$$' -bench 'ResidentMemory/pairs=10M$$' -benchtime 1x ./internal/infra/memstore/ | tee -a $(BENCH_OUT)/memory.txt
