@@ -130,7 +130,7 @@ func readSnapshot(path string, policy domain.URLPolicy, mem loader) (snapshotInf
 		return info, err
 	}
 	info.bytes = st.Size()
-	r := &snapReader{r: bufio.NewReaderSize(f, 1<<20), size: st.Size(), path: path}
+	r := &snapReader{r: bufio.NewReaderSize(f, 1<<20), size: st.Size()}
 	err = r.read(&info, policy, mem)
 	var ce *CorruptError
 	if errors.As(err, &ce) {
@@ -144,7 +144,6 @@ type snapReader struct {
 	r    *bufio.Reader
 	off  int64
 	size int64
-	path string
 	sum  uint32 // the running checksum of the record being read
 }
 
