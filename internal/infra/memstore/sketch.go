@@ -1,0 +1,136 @@
+package memstore
+
+import (
+	"math"
+	"math/bits"
+)
+
+// sketch estimates the distinct values added to it in sketchBytes of
+// registers, whatever their number: it is what a page's exact visitor set
+// becomes when the store runs short of memory. It is an UltraLogLog sketch
+// (Ertl, "UltraLogLog: A Practical and More Space-Efficient Alternative to
+// HyperLogLog for Approximate Distinct Counting", VLDB 2024) read by the
+// martingale estimator, whose relative standard error is 0.658/√m for m
+// registers (SketchRelativeError: 0.73% for m = 8192 one-byte registers);
+// Redis's HyperLogLog takes 12 KiB for 0.81%.
+//
+// A value picks its register by its top sketchBits bits, and an update value
+// k from the rest: one plus the number of leading zeros of the remaining
+// 64-sketchBits bits, so k is j with probability 2^-j (and the largest,
+// maxUpdate, with the probability of the one before). A register keeps the
+// largest k it has seen, u, and whether it has seen u-1 and u-2: a HyperLogLog
+// register with two bits of history, in one byte (u<<2 | seen(u-1)<<1 |
+// seen(u-2)).
+//
+// The martingale estimator counts, instead of reading the registers at the
+// end: every add that changes a register adds 1/μ to the estimate, μ being
+// the probability, just before, that a new value would change some
+// register. That is unbiased, and about 16% more precise than any estimator
+// from the registers alone, for a sketch that is only ever added to, as a
+// page's is. The estimate can also start from a known count: a page moves
+// its exact visitors into its sketch and starts the estimate at their exact
+// number, so only the visitors after the move are estimated.
+//
+// The registers are 8 to a word of a table from the store's arena, off the Go
+// heap like the exact sets. A sketch is not safe for concurrent use; its page
+// locks it.
+type sketch struct {
+	regs     []uint64
+	estimate float64
+	// change is Σ over registers of the probability that a value which
+	// picks the register changes it: μ·sketchRegisters.
+	change float64
+}
+
+const (
+	sketchBits      = 13
+	sketchRegisters = 1 << sketchBits
+	// sketchBytes is the size of a sketch's registers, counted in
+	// Stats.Bytes.
+	sketchBytes = sketchRegisters
+	sketchWords = sketchRegisters / 8
+	// maxUpdate is the largest update value: the remaining bits all zero.
+	maxUpdate = 64 - sketchBits + 1
+)
+
+// SketchRelativeError is the relative standard error of an estimated count:
+// the martingale estimator's 0.658/√m for UltraLogLog with m registers, for
+// large counts (it is smaller for counts up to a few times m). A test
+// measures it over a thousand sketches.
+var SketchRelativeError = 0.658 / math.Sqrt(sketchRegisters)
+
+// newSketch returns an empty sketch whose estimate starts at count, with its
+// registers from a.
+func newSketch(a *arena, count int64) *sketch {
+	return &sketch{regs: a.alloc(sketchWords), estimate: float64(count), change: sketchRegisters}
+}
+
+// add adds the value h, well mixed, and reports whether it changed the
+// sketch: a value seen before never does.
+func (s *sketch) add(h uint64) bool {
+	i := h >> (64 - sketchBits)
+	k := uint64(bits.LeadingZeros64(h<<sketchBits)) + 1
+	k = min(k, maxUpdate)
+	word, shift := &s.regs[i/8], (i%8)*8
+	r := (*word >> shift) & 0xff
+	n := nextRegister(r, k)
+	if n == r {
+		return false
+	}
+	s.estimate += sketchRegisters / s.change
+	s.change += changeProbability(n) - changeProbability(r)
+	*word = *word&^(0xff<<shift) | n<<shift
+	return true
+}
+
+// count returns the estimate, rounded.
+func (s *sketch) count() int64 { return int64(math.Round(s.estimate)) }
+
+// release returns the registers to a and reports the bytes they held.
+func (s *sketch) release(a *arena) int64 {
+	if s.regs != nil {
+		a.free(s.regs)
+		s.regs = nil
+	}
+	return sketchBytes
+}
+
+// nextRegister returns register r after a value with update value k.
+func nextRegister(r, k uint64) uint64 {
+	u := r >> 2
+	switch {
+	case u == 0:
+		return k << 2
+	case k > u:
+		// The values seen, as bits at u, u-1 and u-2, shifted down to the
+		// new largest.
+		x := (4 | r&3) >> (k - u)
+		return k<<2 | x&3
+	case k == u-1:
+		return r | 2
+	case k == u-2:
+		return r | 1
+	}
+	return r
+}
+
+// changeProbability returns the probability that a value which picks a
+// register in state r changes it: it brings an update value above u, or one
+// of u-1 and u-2 not yet seen.
+func changeProbability(r uint64) float64 {
+	u := int(r >> 2)
+	if u == 0 {
+		return 1
+	}
+	p := 0.0
+	if u < maxUpdate {
+		p = math.Ldexp(1, -u) // P(k > u) = 2^-u
+	}
+	if u >= 2 && r&2 == 0 {
+		p += math.Ldexp(1, -(u - 1))
+	}
+	if u >= 3 && r&1 == 0 {
+		p += math.Ldexp(1, -(u - 2))
+	}
+	return p
+}
