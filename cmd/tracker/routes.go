@@ -30,7 +30,6 @@ type deps struct {
 	store          store
 	metrics        *metrics.Metrics
 	policy         domain.URLPolicy
-	relativeError  float64 // of the store's counts; 0: exact
 	ready          *atomic.Bool
 	health         func() error     // nil: the store is always healthy
 	limiter        *web.RateLimiter // nil: no rate limit
@@ -65,7 +64,7 @@ func routes(d deps) []route {
 	return []route{
 		{http.MethodPost, "/api/v1/events", ingestHandler},
 		{http.MethodOptions, "/api/v1/events", ingestCORS.Preflight()},
-		{http.MethodGet, "/api/v1/visitors", read(visitors.Handler(d.store, d.policy, d.relativeError))},
+		{http.MethodGet, "/api/v1/visitors", read(visitors.Handler(d.store, d.policy))},
 		{http.MethodOptions, "/api/v1/visitors", readCORS.Preflight()},
 		{http.MethodGet, "/api/v1/pages", read(pages.Handler(d.store, time.Second, time.Now))},
 		{http.MethodOptions, "/api/v1/pages", readCORS.Preflight()},

@@ -143,7 +143,6 @@ func newDeps(cfg *config, logger *slog.Logger, sto *openedStore, ready *atomic.B
 		store:          sto.store,
 		metrics:        sto.metrics,
 		policy:         cfg.policy,
-		relativeError:  sto.relativeError,
 		ready:          ready,
 		health:         sto.health,
 		limiter:        limiter,
@@ -159,11 +158,10 @@ func newDeps(cfg *config, logger *slog.Logger, sto *openedStore, ready *atomic.B
 
 // openedStore is the store run serves from, with what goes with it.
 type openedStore struct {
-	store         store
-	metrics       *metrics.Metrics // the service's metrics, with the store's own
-	health        func() error     // nil: always healthy
-	relativeError float64          // of its counts; 0: exact
-	close         func() error
+	store   store
+	metrics *metrics.Metrics // the service's metrics, with the store's own
+	health  func() error     // nil: always healthy
+	close   func() error
 }
 
 // openStore opens the store the configuration asks for: Redis, or memory,
@@ -176,9 +174,6 @@ func openStore(cfg *config, logger *slog.Logger) (*openedStore, error) {
 		}
 		o := &openedStore{store: rs, health: rs.Healthy, close: rs.Close,
 			metrics: metrics.New(nil)} // the sizes are Redis's own (INFO, MEMORY USAGE)
-		if cfg.counting == "approximate" {
-			o.relativeError = redisstore.HLLRelativeError
-		}
 		return o, nil
 	}
 	mem := memstore.New()

@@ -78,9 +78,21 @@ func (p URLPolicy) NewPageView(visitorID []byte, rawURL string) (PageView, error
 	return PageView{Page: u, Visitor: v}, nil
 }
 
+// Count is a page's distinct visitors: an exact count, or an estimate with
+// its relative standard error.
+type Count struct {
+	Visitors int64
+	// RelativeError is the standard error of an estimate, relative to the
+	// count (0.0073 for 0.73%); 0 for an exact count.
+	RelativeError float64
+}
+
+// Exact reports whether c is an exact count.
+func (c Count) Exact() bool { return c.RelativeError == 0 }
+
 // PageCount is a page's canonical URL and its distinct visitors, as a store
 // lists them for a ranking.
 type PageCount struct {
-	URL      string
-	Visitors int64
+	URL string
+	Count
 }

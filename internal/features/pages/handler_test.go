@@ -29,8 +29,8 @@ func (l *lister) Pages(context.Context) ([]domain.PageCount, error) {
 func TestHandler(t *testing.T) {
 	t.Parallel()
 	l := &lister{list: []domain.PageCount{
-		{URL: "https://a.com/b", Visitors: 5}, {URL: "https://a.com/a", Visitors: 5},
-		{URL: "https://a.com/", Visitors: 9}, {URL: "https://a.com/z", Visitors: 1},
+		{URL: "https://a.com/b", Count: domain.Count{Visitors: 5}}, {URL: "https://a.com/a", Count: domain.Count{Visitors: 5}},
+		{URL: "https://a.com/", Count: domain.Count{Visitors: 9}}, {URL: "https://a.com/z", Count: domain.Count{Visitors: 1}},
 	}}
 	now := time.Unix(1000, 0)
 	h := pages.Handler(l, time.Second, func() time.Time { return now })
@@ -89,7 +89,7 @@ type slowLister struct {
 func (l *slowLister) Pages(context.Context) ([]domain.PageCount, error) {
 	l.entered <- struct{}{}
 	<-l.release
-	return []domain.PageCount{{URL: "https://a.com/", Visitors: 1}}, nil
+	return []domain.PageCount{{URL: "https://a.com/", Count: domain.Count{Visitors: 1}}}, nil
 }
 
 // TestWaitersKeepTheirDeadline: while one request makes the ranking, the

@@ -18,7 +18,7 @@ import (
 // Counter answers the number of distinct visitors of a page; a page never
 // seen has 0.
 type Counter interface {
-	Visitors(ctx context.Context, page domain.PageURL) (int64, error)
+	Visitors(ctx context.Context, page domain.PageURL) (domain.Count, error)
 }
 
 // Response is the answer: the page's canonical URL and its visitors, and
@@ -41,8 +41,7 @@ var (
 var answers = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
 
 // Handler answers 200 with a Response, or a problem for a bad query.
-// relativeError is the standard error of c's counts: 0 for exact counts.
-func Handler(c Counter, policy domain.URLPolicy, relativeError float64) http.Handler {
+func Handler(c Counter, policy domain.URLPolicy) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		page, err := pageOf(r.URL.RawQuery, policy)
 		if err != nil {
@@ -55,8 +54,8 @@ func Handler(c Counter, policy domain.URLPolicy, relativeError float64) http.Han
 			return
 		}
 		bufp := answers.Get().(*[]byte)
-		body := appendResponse((*bufp)[:0], Response{URL: page.String(), Visitors: n,
-			Exact: relativeError == 0, RelativeError: relativeError})
+		body := appendResponse((*bufp)[:0], Response{URL: page.String(), Visitors: n.Visitors,
+			Exact: n.Exact(), RelativeError: n.RelativeError})
 		h := w.Header()
 		h["Content-Type"] = jsonType
 		h["Cache-Control"] = noStore

@@ -15,14 +15,16 @@ import (
 	"github.com/webtracker/tracker/internal/web"
 )
 
-// counts answers from a fixed table of canonical pages.
+// counts answers from a fixed table of canonical pages, with the relative
+// error of an estimating store (0: exact).
 type counts struct {
-	byPage map[string]int64
-	err    error
+	byPage        map[string]int64
+	relativeError float64
+	err           error
 }
 
-func (c counts) Visitors(_ context.Context, p domain.PageURL) (int64, error) {
-	return c.byPage[p.String()], c.err
+func (c counts) Visitors(_ context.Context, p domain.PageURL) (domain.Count, error) {
+	return domain.Count{Visitors: c.byPage[p.String()], RelativeError: c.relativeError}, c.err
 }
 
 func TestHandler(t *testing.T) {
@@ -68,7 +70,7 @@ func TestHandler(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			w := httptest.NewRecorder()
-			visitors.Handler(tt.store, domain.URLPolicy{}, 0).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/api/v1/visitors?"+tt.query, nil))
+			visitors.Handler(tt.store, domain.URLPolicy{}).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/api/v1/visitors?"+tt.query, nil))
 			if w.Code != tt.wantStatus {
 				t.Fatalf("status = %d, want %d; body %s", w.Code, tt.wantStatus, w.Body)
 			}
@@ -123,8 +125,8 @@ func TestAppendResponse(t *testing.T) {
 func TestEstimatedAnswer(t *testing.T) {
 	t.Parallel()
 	w := httptest.NewRecorder()
-	store := counts{byPage: map[string]int64{"https://example.com/": 1000}}
-	visitors.Handler(store, domain.URLPolicy{}, 0.0081).ServeHTTP(w,
+	store := counts{byPage: map[string]int64{"https://example.com/": 1000}, relativeError: 0.0081}
+	visitors.Handler(store, domain.URLPolicy{}).ServeHTTP(w,
 		httptest.NewRequest(http.MethodGet, "/api/v1/visitors?url="+escape("https://example.com/"), nil))
 	if got, want := strings.TrimSpace(w.Body.String()), `{"url":"https://example.com/","visitors":1000,"exact":false,"relative_error":0.0081}`; got != want {
 		t.Errorf("body = %s, want %s", got, want)

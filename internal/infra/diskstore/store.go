@@ -37,7 +37,7 @@ import (
 type Memory interface {
 	Record(ctx context.Context, v domain.PageView) error
 	RecordAll(ctx context.Context, page domain.PageURL, visitors []domain.VisitorID) error
-	Visitors(ctx context.Context, page domain.PageURL) (int64, error)
+	Visitors(ctx context.Context, page domain.PageURL) (domain.Count, error)
 	Each(fn func(page string, visitors []domain.VisitorID) error) error
 	Pages(ctx context.Context) ([]domain.PageCount, error)
 }
@@ -301,7 +301,7 @@ func (s *Store) Record(ctx context.Context, v domain.PageView) error {
 }
 
 // Visitors answers from memory.
-func (s *Store) Visitors(ctx context.Context, page domain.PageURL) (int64, error) {
+func (s *Store) Visitors(ctx context.Context, page domain.PageURL) (domain.Count, error) {
 	return s.mem.Visitors(ctx, page)
 }
 

@@ -70,16 +70,16 @@ func TestPageFree(t *testing.T) {
 		}
 		key := page.String()
 		p := s.shardOf(key).pages[key]
-		want := s.Stats().Bytes - int64(len(key))
-		if got := p.free(); got != want {
+		want := s.Stats().Bytes - keepingBytes(key)
+		if got := p.free(s.arena); got != want {
 			t.Errorf("%d visitors: free() = %d bytes, want %d", n, got, want)
 		}
-		if got := p.free(); got != 0 {
+		if got := p.free(s.arena); got != 0 {
 			t.Errorf("%d visitors: free() again = %d bytes, want 0", n, got)
 		}
 		// A late writer: its visitors land in a table of the Go heap.
 		for i := range 100 {
-			if added, _ := p.add(visitorN(t, n+i).Hash()); !added {
+			if added, _ := p.add(visitorN(t, n+i).Hash()); added != 1 {
 				t.Fatalf("%d visitors: add to a freed page = false, want true", n)
 			}
 		}

@@ -32,6 +32,9 @@ func (s *Store) Each(fn func(page string, visitors []domain.VisitorID) error) er
 		}
 		sh.mu.RUnlock()
 		for j, p := range pages {
+			if p.sketched.Load() {
+				return fmt.Errorf("memstore: page %s is estimated: a sketch cannot list its visitors", keys[j])
+			}
 			buf = p.appendVisitors(buf[:0], s)
 			if err := fn(keys[j], buf); err != nil {
 				return err
@@ -80,7 +83,7 @@ func (s *Store) Pages(ctx context.Context) ([]domain.PageCount, error) {
 		sh.mu.RLock()
 		out = slices.Grow(out, len(sh.pages))
 		for k, p := range sh.pages {
-			out = append(out, domain.PageCount{URL: k, Visitors: p.visitors.Load()})
+			out = append(out, domain.PageCount{URL: k, Count: p.count()})
 		}
 		sh.mu.RUnlock()
 	}
@@ -101,16 +104,17 @@ func (s *Store) RecordAll(ctx context.Context, page domain.PageURL, visitors []d
 	}
 	key := page.String()
 	sh := s.shardOf(key)
-	p := sh.page(key, s.arena)
+	p := s.page(sh, key)
+	p.touch(s.now.Load())
 	var added, grown int64
 	for _, v := range visitors {
 		a, g := p.add(s.slotKey(v.Hash()))
-		if a {
-			added++
-		}
+		added += a
 		grown += g
 	}
 	sh.pairs.Add(added)
-	sh.bytes.Add(grown)
+	if grown != 0 {
+		s.grew(grown)
+	}
 	return nil
 }

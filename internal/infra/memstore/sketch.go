@@ -68,6 +68,11 @@ func newSketch(a *arena, count int64) *sketch {
 // add adds the value h, well mixed, and reports whether it changed the
 // sketch: a value seen before never does.
 func (s *sketch) add(h uint64) bool {
+	if s.regs == nil {
+		// Released with its page, which a late writer still holds: see
+		// page.free.
+		s.regs = make([]uint64, sketchWords)
+	}
 	i := h >> (64 - sketchBits)
 	k := uint64(bits.LeadingZeros64(h<<sketchBits)) + 1
 	k = min(k, maxUpdate)
@@ -81,6 +86,19 @@ func (s *sketch) add(h uint64) bool {
 	s.change += changeProbability(n) - changeProbability(r)
 	*word = *word&^(0xff<<shift) | n<<shift
 	return true
+}
+
+// addAll adds the non-zero values of a set's table, leaving the estimate as
+// it is: it is for moving a page's exact visitors into its sketch, whose
+// estimate is then set to their exact number.
+func (s *sketch) addAll(slots []uint64) {
+	e := s.estimate
+	for _, h := range slots {
+		if h != 0 {
+			s.add(h)
+		}
+	}
+	s.estimate = e
 }
 
 // count returns the estimate, rounded.

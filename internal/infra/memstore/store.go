@@ -34,13 +34,16 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
+	"unsafe"
 
 	"github.com/webtracker/tracker/internal/domain"
 )
 
 // Store counts distinct visitors per page in memory. It is safe for
 // concurrent use; its methods never block for long, since no lock is held
-// while anything but a map lookup or a table insert happens.
+// while anything but a map lookup or a table insert happens, except for the
+// rare pass that brings the store back under its memory limit.
 type Store struct {
 	// seed picks a page's shard. It is random per Store, which is fine since
 	// shards are never persisted, and keeps crafted URLs from piling onto
@@ -49,32 +52,71 @@ type Store struct {
 	// key scrambles visitor hashes before they pick a slot and a stripe;
 	// see slotKey.
 	key    uint64
-	arena  *arena // the tables of every page
+	arena  *arena // the tables and sketches of every page
+	opts   Options
 	shards [shardCount]shard
+
+	// bytes is the memory the store accounts for: see Stats.Bytes.
+	bytes atomic.Int64
+	// now is the store's clock, in Unix seconds, as Expire and shrink last
+	// read it: pages note it on every event (see page.seen), without a
+	// clock read per event.
+	now atomic.Int64
+	// shrinking is held by the one pass that brings the store back under
+	// its limit; other writers go on meanwhile.
+	shrinking sync.Mutex
+
+	estimated, conversions, evicted, expired atomic.Int64
+}
+
+// Options are a Store's limits. The zero Options keep every count exact, in
+// as much memory as that takes.
+type Options struct {
+	// MemoryLimit bounds Stats.Bytes (0: no bound). Past it, the store moves
+	// the visitors of its largest pages into sketches (see sketch), largest
+	// first, until it is under 7/8 of the limit; if that is not enough (a
+	// flood of pages with few visitors each, which sketches would not make
+	// smaller), it forgets the pages that have gone longest without an
+	// event, the fewest visitors first among those.
+	MemoryLimit int64
+	// Approximate makes every page a sketch from its first visitor.
+	Approximate bool
 }
 
 // Stats are the sizes of a Store, for metrics. Each figure is exact once
-// writes stop; during writes the three may come from slightly different
-// instants.
+// writes stop; during writes they may come from slightly different instants.
 type Stats struct {
-	// Pages is the number of pages seen.
-	Pages int64
+	// Pages is the number of pages held, and Estimated how many of them are
+	// counted by a sketch.
+	Pages, Estimated int64
 	// Pairs is the number of distinct (page, visitor) pairs, the sum of
-	// every page's visitors.
+	// every page's visitors, estimated ones included.
 	Pairs int64
-	// Bytes approximates the memory held by the visitor tables, most of it
-	// off the Go heap, and the page keys. The fixed cost of each page (its
-	// map entry and bookkeeping, about 100 bytes) is left out, and so are the
-	// free pieces of the tables' mappings, a few pages.
+	// Bytes is the memory the store accounts for, what Options.MemoryLimit
+	// bounds: its tables and sketches, off the Go heap, at their size; each
+	// page's keeping (its struct, map entry and key) twice, since the Go
+	// heap holds as much garbage as live data before a collection (GOGC=100).
+	// The free pieces of the tables' mappings are left out: a few pages.
 	Bytes int64
+	// Limit is Options.MemoryLimit.
+	Limit int64
+	// Conversions counts the pages moved into a sketch under the limit;
+	// Evicted the pages forgotten under it; Expired the pages removed by
+	// Expire.
+	Conversions, Evicted, Expired int64
 }
 
-// New returns an empty Store.
-func New() *Store {
-	s := &Store{seed: maphash.MakeSeed(), key: rand.Uint64(), arena: newArena()}
+// New returns an empty Store that keeps every count exact and has no memory
+// limit.
+func New() *Store { return NewWith(Options{}) }
+
+// NewWith returns an empty Store with the given options.
+func NewWith(opts Options) *Store {
+	s := &Store{seed: maphash.MakeSeed(), key: rand.Uint64(), arena: newArena(), opts: opts}
 	for i := range s.shards {
 		s.shards[i].pages = make(map[string]*page)
 	}
+	s.now.Store(time.Now().Unix())
 	return s
 }
 
@@ -90,14 +132,23 @@ func (s *Store) Record(ctx context.Context, v domain.PageView) error {
 	}
 	key := v.Page.String()
 	sh := s.shardOf(key)
-	added, grown := sh.page(key, s.arena).add(s.slotKey(v.Visitor.Hash()))
-	if added {
-		sh.pairs.Add(1)
+	p := s.page(sh, key)
+	p.touch(s.now.Load())
+	added, grown := p.add(s.slotKey(v.Visitor.Hash()))
+	if added != 0 {
+		sh.pairs.Add(added)
 	}
 	if grown != 0 {
-		sh.bytes.Add(grown)
+		s.grew(grown)
 	}
 	return nil
+}
+
+// grew accounts for n more bytes and, past the limit, shrinks the store.
+func (s *Store) grew(n int64) {
+	if used := s.bytes.Add(n); s.opts.MemoryLimit > 0 && used > s.opts.MemoryLimit {
+		s.shrink()
+	}
 }
 
 // slotKey turns a visitor hash into the value the tables keep. The visitor
@@ -151,13 +202,13 @@ func unfmix64(k uint64) uint64 {
 	return k
 }
 
-// Visitors answers the number of distinct visitors of page; a page never
-// seen has 0. It costs a map lookup and an atomic load, whatever the size of
-// the page. A zero page is rejected with an error that matches
-// domain.ErrInvalid. ctx is unused, as in Record.
-func (s *Store) Visitors(ctx context.Context, page domain.PageURL) (int64, error) {
+// Visitors answers the number of distinct visitors of page, exact or
+// estimated; a page never seen has 0. It costs a map lookup and an atomic
+// load, whatever the size of the page. A zero page is rejected with an error
+// that matches domain.ErrInvalid. ctx is unused, as in Record.
+func (s *Store) Visitors(ctx context.Context, page domain.PageURL) (domain.Count, error) {
 	if page.IsZero() {
-		return 0, fmt.Errorf("memstore: count the visitors of a zero page: %w", domain.ErrInvalid)
+		return domain.Count{}, fmt.Errorf("memstore: count the visitors of a zero page: %w", domain.ErrInvalid)
 	}
 	key := page.String()
 	sh := s.shardOf(key)
@@ -165,22 +216,22 @@ func (s *Store) Visitors(ctx context.Context, page domain.PageURL) (int64, error
 	p := sh.pages[key]
 	sh.mu.RUnlock()
 	if p == nil {
-		return 0, nil
+		return domain.Count{}, nil
 	}
-	return p.visitors.Load(), nil
+	return p.count(), nil
 }
 
 // Stats reports sizes for metrics. It takes each shard's read lock briefly,
 // one shard at a time, and never scans the pages.
 func (s *Store) Stats() Stats {
-	var st Stats
+	st := Stats{Bytes: s.bytes.Load(), Limit: s.opts.MemoryLimit, Estimated: s.estimated.Load(),
+		Conversions: s.conversions.Load(), Evicted: s.evicted.Load(), Expired: s.expired.Load()}
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.RLock()
 		st.Pages += int64(len(sh.pages))
 		sh.mu.RUnlock()
 		st.Pairs += sh.pairs.Load()
-		st.Bytes += sh.bytes.Load()
 	}
 	return st
 }
@@ -200,9 +251,8 @@ const (
 // shard holds the pages whose keys hash to it.
 type shard struct {
 	mu    sync.RWMutex
-	pages map[string]*page // guarded by mu; pages are never removed
+	pages map[string]*page // guarded by mu
 	pairs atomic.Int64     // distinct pairs of the shard's pages
-	bytes atomic.Int64     // table and key bytes of the shard's pages
 	_     [cacheLine]byte
 }
 
@@ -212,8 +262,8 @@ func (s *Store) shardOf(key string) *shard {
 	return &s.shards[maphash.String(s.seed, key)>>(64-shardBits)]
 }
 
-// page returns the page of key, creating it if need be, with its tables in a.
-func (sh *shard) page(key string, a *arena) *page {
+// page returns the page of key in sh, creating it if need be.
+func (s *Store) page(sh *shard, key string) *page {
 	sh.mu.RLock()
 	p := sh.pages[key]
 	sh.mu.RUnlock()
@@ -221,17 +271,34 @@ func (sh *shard) page(key string, a *arena) *page {
 		return p
 	}
 	sh.mu.Lock()
-	defer sh.mu.Unlock()
 	// Look again: another writer may have created the page between the two
 	// locks, and replacing it would lose the visitors it has since counted.
-	if p = sh.pages[key]; p == nil {
-		p = &page{small: set{arena: a}}
-		// The key outlives the request: a copy keeps its backing array,
-		// which may hold much more, from being retained.
-		sh.pages[strings.Clone(key)] = p
-		sh.bytes.Add(int64(len(key)))
+	if p = sh.pages[key]; p != nil {
+		sh.mu.Unlock()
+		return p
 	}
+	p = &page{small: set{arena: s.arena}}
+	grown := keepingBytes(key)
+	if s.opts.Approximate {
+		p.sketch = newSketch(s.arena, 0)
+		p.sketched.Store(true)
+		s.estimated.Add(1)
+		grown += sketchBytes
+	}
+	// The key outlives the request: a copy keeps its backing array, which
+	// may hold much more, from being retained.
+	sh.pages[strings.Clone(key)] = p
+	sh.mu.Unlock()
+	s.grew(grown)
 	return p
+}
+
+// keepingBytes is what Stats.Bytes counts for the keeping of a page of key,
+// its tables aside: the page, its sketch's header, its map entry (about 40
+// bytes with the map's spare room) and its key, twice for the garbage the
+// heap may hold beside them.
+func keepingBytes(key string) int64 {
+	return 2 * int64(unsafe.Sizeof(page{})+unsafe.Sizeof(sketch{})+40+uintptr(len(key)))
 }
 
 const (
@@ -260,13 +327,40 @@ const (
 // for each other. The move happens once, under the page lock, and the
 // stripes are published by an atomic pointer; writers that still queue on
 // the page lock find it set and go to the stripes.
+//
+// Under a memory limit, a page may move once more, from its sets into a
+// sketch, under the page lock and every stripe lock; a writer that finds it
+// done when it gets its lock goes to the sketch. From then on the page is an
+// estimate, under the page lock.
 type page struct {
-	// visitors is the number of distinct visitors. It is added to after each
-	// new insert, so it never counts a visitor twice and never goes down.
+	// visitors is the number of distinct visitors, or the sketch's estimate
+	// of it. It is added to under the lock of the set that took the visitor,
+	// so that it is exact whenever every lock is held, and it never goes down.
 	visitors atomic.Int64
+	// seen is the store's clock at the page's last event.
+	seen     atomic.Int64
 	mu       sync.Mutex
-	small    set                     // guarded by mu; empty once striped
-	striped  atomic.Pointer[stripes] // nil until the page is split
+	small    set                     // guarded by mu; empty once striped or sketched
+	striped  atomic.Pointer[stripes] // nil until the page is split, and once it is sketched
+	sketched atomic.Bool             // set, once, when sketch is
+	sketch   *sketch                 // guarded by mu
+}
+
+// count returns the page's count.
+func (p *page) count() domain.Count {
+	c := domain.Count{Visitors: p.visitors.Load()}
+	if p.sketched.Load() {
+		c.RelativeError = SketchRelativeError
+	}
+	return c
+}
+
+// touch notes an event at now, the store's clock; a write only when the
+// clock has moved since the page's last event.
+func (p *page) touch(now int64) {
+	if p.seen.Load() != now {
+		p.seen.Store(now)
+	}
 }
 
 // stripes are the visitor sets of a split page.
@@ -282,46 +376,122 @@ type stripe struct {
 	_   [cacheLine]byte
 }
 
-// add inserts the visitor hash h and reports whether it was new and by how
-// many bytes the tables grew.
-func (p *page) add(h uint64) (added bool, grown int64) {
-	if st := p.striped.Load(); st != nil {
-		added, grown = st.add(h)
-	} else {
-		added, grown = p.addSmall(h)
+// add inserts the visitor value h and reports by how much the page's count
+// rose (1 or 0 for an exact page; for a sketch, however its rounded estimate
+// moved) and by how many bytes the tables grew.
+func (p *page) add(h uint64) (added, grown int64) {
+	if !p.sketched.Load() {
+		var done bool
+		if st := p.striped.Load(); st != nil {
+			added, grown, done = st.add(p, h)
+		} else {
+			added, grown, done = p.addSmall(h)
+		}
+		if done {
+			return added, grown
+		}
+		// The page was sketched while this writer waited for its lock.
 	}
-	if added {
-		p.visitors.Add(1)
-	}
-	return added, grown
+	return p.addSketch(h), 0
 }
 
 // addSmall inserts h into the page's single set, or splits the page when that
-// set is due to grow past splitSlots.
-func (p *page) addSmall(h uint64) (added bool, grown int64) {
+// set is due to grow past splitSlots. It reports done = false, having done
+// nothing, if the page is sketched.
+func (p *page) addSmall(h uint64) (added, grown int64, done bool) {
 	p.mu.Lock()
+	if p.sketched.Load() {
+		p.mu.Unlock()
+		return 0, 0, false
+	}
 	if st := p.striped.Load(); st != nil {
 		// Another writer split the page while this one waited for the lock.
 		p.mu.Unlock()
-		return st.add(h)
+		return st.add(p, h)
 	}
 	if p.small.n < splitVisitors {
-		added, grown = p.small.insert(h)
+		added, grown = p.insert(&p.small, h)
 		p.mu.Unlock()
-		return added, grown
+		return added, grown, true
 	}
 	if p.small.contains(h) {
 		// Only a new visitor may trigger the split, as only one may grow
 		// a table.
 		p.mu.Unlock()
-		return false, 0
+		return 0, 0, true
 	}
 	st := split(&p.small)
 	grown = st.bytes() - p.small.release()
 	p.striped.Store(st)
 	p.mu.Unlock()
-	added, g := st.add(h)
-	return added, grown + g
+	added, g, done := st.add(p, h)
+	return added, grown + g, done
+}
+
+// insert inserts h into s, which the caller has locked, and counts it.
+func (p *page) insert(s *set, h uint64) (added, grown int64) {
+	ok, grown := s.insert(h)
+	if !ok {
+		return 0, grown
+	}
+	p.visitors.Add(1)
+	return 1, grown
+}
+
+// addSketch adds h to the page's sketch.
+func (p *page) addSketch(h uint64) (added int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.sketch.add(h) {
+		return 0
+	}
+	n := p.sketch.count()
+	added = n - p.visitors.Load()
+	if added > 0 {
+		p.visitors.Store(n)
+	}
+	return max(added, 0)
+}
+
+// convert moves the page's visitors into a sketch in a, whose estimate starts
+// at their exact number, and reports how many bytes that saved (negative if
+// it cost). Converting a sketched page does nothing.
+func (p *page) convert(a *arena) int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.sketched.Load() {
+		return 0
+	}
+	sk := newSketch(a, 0)
+	saved := -int64(sketchBytes)
+	if st := p.striped.Load(); st != nil {
+		for i := range st {
+			st[i].mu.Lock()
+		}
+		for i := range st {
+			sk.addAll(st[i].set.slots)
+		}
+		p.publish(sk)
+		for i := range st {
+			saved += st[i].set.release()
+			st[i].mu.Unlock()
+		}
+		saved += stripeCount * stripeSize
+		p.striped.Store(nil)
+	} else {
+		sk.addAll(p.small.slots)
+		p.publish(sk)
+		saved += p.small.release()
+	}
+	return saved
+}
+
+// publish makes sk the page's counter, its estimate starting at the exact
+// count. The caller holds every lock of the page.
+func (p *page) publish(sk *sketch) {
+	sk.estimate = float64(p.visitors.Load())
+	p.sketch = sk
+	p.sketched.Store(true)
 }
 
 // split spreads the values of s over new stripes, each table sized for its
@@ -351,13 +521,16 @@ func split(s *set) *stripes {
 // tables by the top bits, which stay uniform within a stripe.
 func stripeOf(h uint64) uint64 { return h & (stripeCount - 1) }
 
-// add inserts h into its stripe.
-func (st *stripes) add(h uint64) (added bool, grown int64) {
+// add inserts h into its stripe, as page.addSmall does.
+func (st *stripes) add(p *page, h uint64) (added, grown int64, done bool) {
 	s := &st[stripeOf(h)]
 	s.mu.Lock()
-	added, grown = s.set.insert(h)
-	s.mu.Unlock()
-	return added, grown
+	defer s.mu.Unlock()
+	if p.sketched.Load() {
+		return 0, 0, false
+	}
+	added, grown = p.insert(&s.set, h)
+	return added, grown, true
 }
 
 // bytes returns the size of the stripes and their tables. The caller must
@@ -370,13 +543,13 @@ func (st *stripes) bytes() int64 {
 	return n
 }
 
-// free returns the tables of p to the arena and reports the bytes they and
+// free returns the tables or sketch of p to a and reports the bytes they and
 // the stripes held, for Stats; freeing again reports 0. It is for removing a
-// page, which nothing does yet: the caller must first take p out of its
-// shard, so that no new writer finds it. A writer that found it before may
-// still insert once free has run; its table then comes from the Go heap and
-// goes with the page, and its visitor is lost with the page, as it should be.
-func (p *page) free() int64 {
+// page: the caller must first take p out of its shard, so that no new writer
+// finds it. A writer that found it before may still insert once free has
+// run; its table or registers then come from the Go heap and go with the
+// page, and its visitor is lost with the page, as it should be.
+func (p *page) free(a *arena) int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := p.small.release()
@@ -389,6 +562,9 @@ func (p *page) free() int64 {
 			s.mu.Unlock()
 		}
 		p.striped.Store(nil)
+	}
+	if p.sketch != nil && p.sketch.regs != nil {
+		n += p.sketch.release(a)
 	}
 	return n
 }

@@ -186,7 +186,7 @@ func BenchmarkVisitors(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		total += n
+		total += n.Visitors
 		i++
 	}
 	if total == 0 {
@@ -403,8 +403,8 @@ func loadResident(b *testing.B, counts []int) map[string]float64 {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if n != int64(counts[p]) {
-			b.Fatalf("page %d: %d visitors counted, %d recorded", p, n, counts[p])
+		if n.Visitors != int64(counts[p]) {
+			b.Fatalf("page %d: %d visitors counted, %d recorded", p, n.Visitors, counts[p])
 		}
 	}
 	if st := s.Stats(); st.Pages != int64(len(pages)) || st.Pairs != int64(pairs) {

@@ -40,7 +40,7 @@ func visitors(tb testing.TB, s *Store, page domain.PageURL) int64 {
 	if err != nil {
 		tb.Fatalf("Visitors(%v): %v", page, err)
 	}
-	return n
+	return n.Visitors
 }
 
 func TestRecordSequential(t *testing.T) {
@@ -346,11 +346,12 @@ func TestVisitorsDuringWrites(t *testing.T) {
 					return
 				default:
 				}
-				n, err := s.Visitors(context.Background(), page)
+				c, err := s.Visitors(context.Background(), page)
 				if err != nil {
 					t.Errorf("Visitors: %v", err)
 					return
 				}
+				n := c.Visitors
 				if n < last || n > total {
 					t.Errorf("Visitors = %d after %d; want a count in [%d, %d]", n, last, last, total)
 					return
@@ -489,7 +490,7 @@ func TestStats(t *testing.T) {
 				}
 				want.Pages++
 				want.Pairs += int64(n)
-				want.Bytes += int64(len(page.String())) + tableBytes(t, s, n)
+				want.Bytes += keepingBytes(page.String()) + tableBytes(t, s, n)
 			}
 			if got := s.Stats(); got != want {
 				t.Errorf("Stats() = %+v, want %+v", got, want)

@@ -183,11 +183,21 @@ func (s *Store) Record(ctx context.Context, v domain.PageView) error {
 
 // Visitors answers the number of distinct visitors of page (an estimate
 // when counting is Approximate); a page never seen has 0.
-func (s *Store) Visitors(ctx context.Context, page domain.PageURL) (int64, error) {
+func (s *Store) Visitors(ctx context.Context, page domain.PageURL) (domain.Count, error) {
 	if page.IsZero() {
-		return 0, fmt.Errorf("redisstore: count the visitors of a zero page: %w", domain.ErrInvalid)
+		return domain.Count{}, fmt.Errorf("redisstore: count the visitors of a zero page: %w", domain.ErrInvalid)
 	}
-	return s.do(ctx, s.Key(page), "")
+	n, err := s.do(ctx, s.Key(page), "")
+	return s.count(n), err
+}
+
+// count is n as counted in the store's mode.
+func (s *Store) count(n int64) domain.Count {
+	c := domain.Count{Visitors: n}
+	if s.opts.Counting == Approximate {
+		c.RelativeError = HLLRelativeError
+	}
+	return c
 }
 
 // Pages lists every page and its count, by scanning the keys of the prefix
@@ -220,7 +230,7 @@ func (s *Store) Pages(ctx context.Context) ([]domain.PageCount, error) {
 			for i, k := range keys {
 				if !seen[k] { // SCAN may give a key twice
 					seen[k] = true
-					out = append(out, domain.PageCount{URL: strings.TrimPrefix(k, keyPrefix), Visitors: cmds[i].Val()})
+					out = append(out, domain.PageCount{URL: strings.TrimPrefix(k, keyPrefix), Count: s.count(cmds[i].Val())})
 				}
 			}
 			mu.Unlock()

@@ -86,10 +86,14 @@ func TestApproximate(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	n, err := s.Visitors(context.Background(), storetest.Page(t, page))
+	c, err := s.Visitors(context.Background(), storetest.Page(t, page))
 	if err != nil {
 		t.Fatal(err)
 	}
+	if c.Exact() || c.RelativeError != redisstore.HLLRelativeError {
+		t.Errorf("Visitors = %+v: want an estimate with the HyperLogLog's error", c)
+	}
+	n := c.Visitors
 	if rel := math.Abs(float64(n)-visitors) / visitors; rel > 4*redisstore.HLLRelativeError {
 		t.Errorf("estimate %d of %d visitors: %.2f%% off, more than 4 standard errors", n, visitors, 100*rel)
 	}
@@ -123,9 +127,9 @@ func TestRedisDownAndBack(t *testing.T) {
 	if err := s.Record(ctx, storetest.View(t, "after", page)); err != nil {
 		t.Fatalf("Record after Redis came back: %v", err)
 	}
-	n, err := s.Visitors(ctx, storetest.Page(t, page))
-	if err != nil || n < 2 || n > 3 {
-		t.Errorf("Visitors = %d, %v; want before and after (and maybe during)", n, err)
+	c, err := s.Visitors(ctx, storetest.Page(t, page))
+	if n := c.Visitors; err != nil || n < 2 || n > 3 {
+		t.Errorf("Visitors = %d, %v; want before and after (and maybe during)", c.Visitors, err)
 	}
 }
 

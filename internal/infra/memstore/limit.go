@@ -1,0 +1,121 @@
+package memstore
+
+import (
+	"cmp"
+	"slices"
+	"time"
+)
+
+// shrinkNum/shrinkDen is the share of the limit a shrink brings the store
+// down to, so that the next one waits for an eighth of the limit of growth.
+const shrinkNum, shrinkDen = 7, 8
+
+// candidate is a page a shrink may convert or evict.
+type candidate struct {
+	sh    *shard
+	key   string
+	p     *page
+	seen  int64
+	count int64
+}
+
+// shrink brings the store back under its limit, if it is still over it once
+// no other writer is shrinking it: first by moving the visitors of its
+// largest exact pages into sketches, then, if that is not enough, by
+// forgetting the pages that have gone longest without an event. It runs in
+// the writer that passed the limit, holding no lock but s.shrinking while it
+// walks the shards (each under its read lock, briefly) and one page's locks
+// at a time while it converts; other writers go on meanwhile, and the ones
+// that pass the limit too leave the work to it.
+func (s *Store) shrink() {
+	if !s.shrinking.TryLock() {
+		return
+	}
+	defer s.shrinking.Unlock()
+	limit := s.opts.MemoryLimit
+	if s.bytes.Load() <= limit {
+		return
+	}
+	s.now.Store(time.Now().Unix())
+	target := limit / shrinkDen * shrinkNum
+
+	// Sketches first: only split pages (over splitVisitors visitors) are
+	// worth one, their tables and stripes being at least 4 times a sketch.
+	pages := s.candidates(true)
+	slices.SortFunc(pages, func(a, b candidate) int { return cmp.Compare(b.count, a.count) })
+	for _, c := range pages {
+		if s.bytes.Load() <= target {
+			return
+		}
+		s.bytes.Add(-c.p.convert(s.arena))
+		s.estimated.Add(1)
+		s.conversions.Add(1)
+	}
+	// Then the pages idle longest, the smallest first among those idle as
+	// long.
+	pages = s.candidates(false)
+	slices.SortFunc(pages, func(a, b candidate) int {
+		return cmp.Or(cmp.Compare(a.seen, b.seen), cmp.Compare(a.count, b.count))
+	})
+	for _, c := range pages {
+		if s.bytes.Load() <= target {
+			return
+		}
+		s.remove(c)
+		s.evicted.Add(1)
+	}
+}
+
+// candidates lists every page, or only the exact split ones.
+func (s *Store) candidates(splitOnly bool) []candidate {
+	var out []candidate
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		for k, p := range sh.pages {
+			if splitOnly && (p.sketched.Load() || p.striped.Load() == nil) {
+				continue
+			}
+			out = append(out, candidate{sh: sh, key: k, p: p, seen: p.seen.Load(), count: p.visitors.Load()})
+		}
+		sh.mu.RUnlock()
+	}
+	return out
+}
+
+// remove takes the page of c out of its shard and frees it, if it is still
+// there.
+func (s *Store) remove(c candidate) {
+	c.sh.mu.Lock()
+	if c.sh.pages[c.key] != c.p {
+		c.sh.mu.Unlock()
+		return
+	}
+	delete(c.sh.pages, c.key)
+	c.sh.mu.Unlock()
+	c.sh.pairs.Add(-c.p.visitors.Load())
+	if c.p.sketched.Load() {
+		s.estimated.Add(-1)
+	}
+	s.bytes.Add(-c.p.free(s.arena) - keepingBytes(c.key))
+}
+
+// Expire removes the pages that have had no event for ttl or longer, as of
+// now, and returns how many it removed. The store's clock, which pages note
+// their events by, is the now of the last call: called every tick, Expire
+// removes a page between ttl and ttl plus a tick after its last event.
+func (s *Store) Expire(now time.Time, ttl time.Duration) int {
+	s.shrinking.Lock()
+	defer s.shrinking.Unlock()
+	cutoff := now.Add(-ttl).Unix()
+	s.now.Store(now.Unix())
+	removed := 0
+	for _, c := range s.candidates(false) {
+		if c.seen < cutoff {
+			s.remove(c)
+			removed++
+		}
+	}
+	s.expired.Add(int64(removed))
+	return removed
+}
