@@ -5,7 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -50,6 +52,12 @@ type config struct {
 	redisURL    string
 	redisPrefix string
 	counting    string // exact or approximate
+
+	// memoryLimit bounds the memory store (0: none); memoryLimitFrom says
+	// where it came from: -memory-limit, or GOMEMLIMIT by default.
+	memoryLimit     int64
+	memoryLimitFrom string
+	pageTTL         time.Duration
 
 	dataDir          string
 	snapshotInterval time.Duration
@@ -98,7 +106,13 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*
 	fs.StringVar(&c.store, "store", "memory", "where counts live: memory (this process; see -data-dir) or redis (shared by every instance on one Redis)")
 	fs.StringVar(&c.redisURL, "redis-url", "redis://127.0.0.1:6379/0", "with -store=redis: redis:// or rediss:// (TLS) URL; addr= parameters for a Cluster, master_name= for Sentinel")
 	fs.StringVar(&c.redisPrefix, "redis-prefix", "tracker:", "with -store=redis: prefix of every key")
-	fs.StringVar(&c.counting, "counting", "exact", "exact, or approximate (a HyperLogLog per page, 0.81% standard error; needs -store=redis)")
+	fs.StringVar(&c.counting, "counting", "exact", "exact (exact until -memory-limit, then the largest pages are estimated), or approximate (every page estimated: 0.73% standard error in memory, 0.81% in Redis)")
+	fs.Func("memory-limit", "memory store: bytes it may hold (e.g. 512MiB); past it the largest pages become estimates (8 KiB, 0.73%), then the longest idle pages go; default: GOMEMLIMIT when set, else none", func(v string) (err error) {
+		c.memoryLimit, err = parseBytes(v)
+		c.memoryLimitFrom = "-memory-limit"
+		return err
+	})
+	fs.DurationVar(&c.pageTTL, "page-ttl", 0, "memory store: a page with no event for this long is removed (0 = kept forever)")
 	fs.StringVar(&c.dataDir, "data-dir", "", "directory that keeps the counts across restarts (snapshots and a write-ahead log); empty = memory only")
 	fs.DurationVar(&c.snapshotInterval, "snapshot-interval", time.Minute, "with -data-dir: how often the whole store is written to a snapshot (and on shutdown)")
 	fs.Func("fsync", "with -data-dir: always (each event's 202 waits until it is on disk) or interval (a crash loses at most -fsync-interval) (default interval)", func(v string) (err error) {
@@ -115,6 +129,15 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*
 		fs.PrintDefaults()
 	}
 
+	// The default of -memory-limit, which TRACKER_MEMORY_LIMIT and the flag
+	// override.
+	if v := getenv("GOMEMLIMIT"); v != "" && v != "off" {
+		n, err := parseBytes(v)
+		if err != nil {
+			return nil, fmt.Errorf("environment variable GOMEMLIMIT=%q: %v", v, err)
+		}
+		c.memoryLimit, c.memoryLimitFrom = n, "GOMEMLIMIT"
+	}
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		name := envName(f.Name)
@@ -168,8 +191,25 @@ func (c *config) validate() error {
 	switch {
 	case c.counting != "exact" && c.counting != "approximate":
 		errs = append(errs, fmt.Errorf("-counting must be exact or approximate, not %q", c.counting))
-	case c.counting == "approximate" && c.store != "redis":
-		errs = append(errs, errors.New("-counting=approximate needs -store=redis (the memory store counts exactly)"))
+	case c.counting == "approximate" && c.dataDir != "":
+		errs = append(errs, errors.New("-counting=approximate is not kept by -data-dir, which keeps exact counts only"))
+	}
+	if c.memoryLimitFrom == "GOMEMLIMIT" && (c.store == "redis" || c.dataDir != "") {
+		c.memoryLimit, c.memoryLimitFrom = 0, "" // the default applies to the memory store alone
+	}
+	switch {
+	case c.memoryLimit < 0:
+		errs = append(errs, errors.New("-memory-limit must not be negative"))
+	case c.memoryLimit > 0 && c.store == "redis":
+		errs = append(errs, errors.New("-memory-limit is for the memory store; bound Redis with its maxmemory"))
+	case c.memoryLimit > 0 && c.dataDir != "":
+		errs = append(errs, errors.New("-memory-limit is not kept by -data-dir, which keeps exact counts only"))
+	}
+	switch {
+	case c.pageTTL < 0:
+		errs = append(errs, errors.New("-page-ttl must not be negative"))
+	case c.pageTTL > 0 && (c.store == "redis" || c.dataDir != ""):
+		errs = append(errs, errors.New("-page-ttl is for the memory store without -data-dir"))
 	}
 	if c.rateLimit < 0 {
 		errs = append(errs, errors.New("-rate-limit must not be negative"))
@@ -191,4 +231,29 @@ func (c *config) validate() error {
 		errs = append(errs, errors.New("-max-header-bytes must be positive"))
 	}
 	return errors.Join(errs...)
+}
+
+// parseBytes reads a size in bytes: a whole number with an optional unit, B,
+// KiB, MiB, GiB or TiB (powers of 1024, as in GOMEMLIMIT), or KB, MB, GB or
+// TB (powers of 1000).
+func parseBytes(v string) (int64, error) {
+	units := []struct {
+		suffix string
+		size   int64
+	}{
+		{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1},
+	}
+	num, size := strings.TrimSpace(v), int64(1)
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(num, u.suffix); ok {
+			num, size = strings.TrimSpace(n), u.size
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/size {
+		return 0, fmt.Errorf("%q is not a size in bytes (e.g. 512MiB)", v)
+	}
+	return n * size, nil
 }

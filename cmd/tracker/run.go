@@ -176,12 +176,18 @@ func openStore(cfg *config, logger *slog.Logger) (*openedStore, error) {
 			metrics: metrics.New(nil)} // the sizes are Redis's own (INFO, MEMORY USAGE)
 		return o, nil
 	}
-	mem := memstore.New()
+	mem := memstore.NewWith(memstore.Options{MemoryLimit: cfg.memoryLimit, Approximate: cfg.counting == "approximate"})
 	o := &openedStore{store: mem, close: func() error { return nil },
 		metrics: metrics.New(func() metrics.StoreStats {
 			st := mem.Stats()
-			return metrics.StoreStats{Pages: st.Pages, Pairs: st.Pairs, Bytes: st.Bytes}
+			return metrics.StoreStats{Pages: st.Pages, Estimated: st.Estimated, Pairs: st.Pairs, Bytes: st.Bytes,
+				Limit: st.Limit, Conversions: st.Conversions, Evicted: st.Evicted, Expired: st.Expired}
 		})}
+	logger.Info("store", "kind", "memory", "counting", cfg.counting, "memory_limit", cfg.memoryLimit,
+		"memory_limit_from", cfg.memoryLimitFrom, "page_ttl", cfg.pageTTL)
+	if cfg.pageTTL > 0 {
+		o.close = expireEvery(mem, cfg.pageTTL, logger)
+	}
 	if cfg.dataDir != "" {
 		ds, err := openDisk(cfg, logger, o.metrics, mem)
 		if err != nil {
@@ -190,6 +196,33 @@ func openStore(cfg *config, logger *slog.Logger) (*openedStore, error) {
 		o.store, o.health, o.close = ds, ds.Healthy, ds.Close
 	}
 	return o, nil
+}
+
+// expireEvery removes the pages of mem idle for ttl, checking every quarter
+// of ttl (every minute at most), until the returned function is called.
+func expireEvery(mem *memstore.Store, ttl time.Duration, logger *slog.Logger) (stop func() error) {
+	tick := min(max(ttl/4, 10*time.Millisecond), time.Minute)
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(tick)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				if n := mem.Expire(now, ttl); n > 0 {
+					logger.Debug("pages expired", "pages", n, "ttl", ttl)
+				}
+			}
+		}
+	}()
+	return func() error {
+		close(done)
+		<-stopped
+		return nil
+	}
 }
 
 // openRedis connects the Redis store; a Redis still down is logged, not

@@ -291,6 +291,13 @@ func TestConfig(t *testing.T) {
 		"bad header budget": {args: []string{"-max-header-bytes", "0"}, want: "-max-header-bytes"},
 		"bad fsync mode":    {env: map[string]string{"TRACKER_FSYNC": "sometimes"}, want: "TRACKER_FSYNC"},
 		"zero snapshots":    {args: []string{"-snapshot-interval", "0s"}, want: "-snapshot-interval"},
+		"bad memory limit":  {args: []string{"-memory-limit", "64 lots"}, want: "-memory-limit"},
+		"bad GOMEMLIMIT":    {env: map[string]string{"GOMEMLIMIT": "64Mi"}, want: "GOMEMLIMIT"},
+		"limit with redis":  {args: []string{"-store", "redis", "-memory-limit", "1GiB"}, want: "maxmemory"},
+		"limit on disk":     {args: []string{"-data-dir", "d", "-memory-limit", "1GiB"}, want: "-memory-limit"},
+		"estimates on disk": {args: []string{"-data-dir", "d", "-counting", "approximate"}, want: "-counting"},
+		"ttl on disk":       {args: []string{"-data-dir", "d", "-page-ttl", "24h"}, want: "-page-ttl"},
+		"negative ttl":      {args: []string{"-page-ttl", "-1h"}, want: "-page-ttl"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := parseConfig(tc.args, func(k string) string { return tc.env[k] }, io.Discard)
@@ -299,6 +306,33 @@ func TestConfig(t *testing.T) {
 			}
 		})
 	}
+	t.Run("memory limit", func(t *testing.T) {
+		for _, tc := range []struct {
+			args      []string
+			env       map[string]string
+			want      int64
+			wantFrom  string
+			wantError bool
+		}{
+			{want: 0},
+			{args: []string{"-memory-limit", "64MiB"}, want: 64 << 20, wantFrom: "-memory-limit"},
+			{args: []string{"-memory-limit", "2GB"}, want: 2e9, wantFrom: "-memory-limit"},
+			{args: []string{"-memory-limit", "1000"}, want: 1000, wantFrom: "-memory-limit"},
+			{env: map[string]string{"GOMEMLIMIT": "512MiB"}, want: 512 << 20, wantFrom: "GOMEMLIMIT"},
+			{env: map[string]string{"GOMEMLIMIT": "off"}, want: 0},
+			{env: map[string]string{"GOMEMLIMIT": "512MiB"}, args: []string{"-memory-limit", "1GiB"}, want: 1 << 30, wantFrom: "-memory-limit"},
+			{env: map[string]string{"GOMEMLIMIT": "512MiB", "TRACKER_MEMORY_LIMIT": "256MiB"}, want: 256 << 20, wantFrom: "-memory-limit"},
+			// GOMEMLIMIT is the whole process's: a default for the memory
+			// store alone.
+			{env: map[string]string{"GOMEMLIMIT": "512MiB"}, args: []string{"-data-dir", "d"}, want: 0},
+			{env: map[string]string{"GOMEMLIMIT": "512MiB"}, args: []string{"-store", "redis"}, want: 0},
+		} {
+			c, err := parseConfig(tc.args, func(k string) string { return tc.env[k] }, io.Discard)
+			if err != nil || c.memoryLimit != tc.want || c.memoryLimitFrom != tc.wantFrom {
+				t.Errorf("args %q, env %v: %+v, %v; want a limit of %d from %q", tc.args, tc.env, c, err, tc.want, tc.wantFrom)
+			}
+		}
+	})
 	t.Run("bad log level fails run", func(t *testing.T) {
 		err := run(context.Background(), []string{"-log-level", "loud"}, func(string) string { return "" }, io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), "log-level") {

@@ -19,7 +19,8 @@ import (
 
 // StoreStats is what the metrics read from the store at each scrape.
 type StoreStats struct {
-	Pages, Pairs, Bytes int64
+	Pages, Estimated, Pairs, Bytes, Limit int64
+	Conversions, Evicted, Expired         int64
 }
 
 // Metrics holds the service's collectors and the registry they live on.
@@ -124,13 +125,23 @@ type storeCollector struct {
 var (
 	pagesDesc = prometheus.NewDesc("tracker_pages", "Pages tracked.", nil, nil)
 	pairsDesc = prometheus.NewDesc("tracker_pairs", "Distinct (page, visitor) pairs stored.", nil, nil)
-	bytesDesc = prometheus.NewDesc("tracker_store_bytes", "Bytes held by the store's visitor tables and page keys.", nil, nil)
+	bytesDesc = prometheus.NewDesc("tracker_store_bytes", "Bytes the store accounts for: visitor tables, sketches, and pages (twice, for the Go heap's garbage).", nil, nil)
+	limitDesc = prometheus.NewDesc("tracker_store_limit_bytes", "The store's memory limit (-memory-limit); 0: none.", nil, nil)
+	estDesc   = prometheus.NewDesc("tracker_pages_estimated", "Pages counted by a sketch (an estimate) rather than exactly.", nil, nil)
+	convDesc  = prometheus.NewDesc("tracker_store_conversions_total", "Pages moved from an exact set into a sketch under the memory limit.", nil, nil)
+	evictDesc = prometheus.NewDesc("tracker_store_evictions_total", "Pages forgotten under the memory limit, sketches not being enough.", nil, nil)
+	expDesc   = prometheus.NewDesc("tracker_store_expired_total", "Pages removed after -page-ttl without an event.", nil, nil)
 )
 
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- pagesDesc
 	ch <- pairsDesc
 	ch <- bytesDesc
+	ch <- limitDesc
+	ch <- estDesc
+	ch <- convDesc
+	ch <- evictDesc
+	ch <- expDesc
 }
 
 func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -138,4 +149,9 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(pagesDesc, prometheus.GaugeValue, float64(s.Pages))
 	ch <- prometheus.MustNewConstMetric(pairsDesc, prometheus.GaugeValue, float64(s.Pairs))
 	ch <- prometheus.MustNewConstMetric(bytesDesc, prometheus.GaugeValue, float64(s.Bytes))
+	ch <- prometheus.MustNewConstMetric(limitDesc, prometheus.GaugeValue, float64(s.Limit))
+	ch <- prometheus.MustNewConstMetric(estDesc, prometheus.GaugeValue, float64(s.Estimated))
+	ch <- prometheus.MustNewConstMetric(convDesc, prometheus.CounterValue, float64(s.Conversions))
+	ch <- prometheus.MustNewConstMetric(evictDesc, prometheus.CounterValue, float64(s.Evicted))
+	ch <- prometheus.MustNewConstMetric(expDesc, prometheus.CounterValue, float64(s.Expired))
 }

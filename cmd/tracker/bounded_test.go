@@ -1,0 +1,129 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/webtracker/tracker/internal/infra/memstore"
+)
+
+// count is an answer of GET /api/v1/visitors.
+type count struct {
+	Visitors      int64   `json:"visitors"`
+	Exact         bool    `json:"exact"`
+	RelativeError float64 `json:"relative_error"`
+}
+
+func (in *instance) count(t *testing.T, page string) count {
+	t.Helper()
+	status, _, body := in.do(t, "GET", "/api/v1/visitors?url="+url.QueryEscape(page), "", "")
+	var c count
+	if err := json.Unmarshal([]byte(body), &c); status != http.StatusOK || err != nil {
+		t.Fatalf("visitors(%s): %d %s", page, status, body)
+	}
+	return c
+}
+
+// metric reads one unlabelled sample from /metrics.
+func (in *instance) metric(t *testing.T, name string) float64 {
+	t.Helper()
+	_, _, body := in.do(t, "GET", "/metrics", "", "")
+	m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no %s in /metrics", name)
+	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// Over HTTP, under a small limit: a page past a few thousand visitors becomes
+// an estimate, said so in its answer, pages seen once are forgotten as needed,
+// and the store stays under the limit.
+func TestMemoryLimitOverHTTP(t *testing.T) {
+	t.Parallel()
+	const limit = 256 << 10
+	in := start(t, nil, "-memory-limit", strconv.Itoa(limit))
+	hot := []string{"https://example.com/hot/1", "https://example.com/hot/2"}
+	const perHot = 6000
+	s := newSender(in.base)
+	for i := range perHot {
+		for _, p := range hot {
+			if !s.send(fmt.Sprintf("v%d", i), p) {
+				t.Fatalf("event %d on %s not accepted", i, p)
+			}
+		}
+		if !s.send("once", fmt.Sprintf("https://example.com/cold/%d", i)) {
+			t.Fatalf("cold event %d not accepted", i)
+		}
+	}
+	for _, p := range hot {
+		c := in.count(t, p)
+		if c.Exact || c.RelativeError != memstore.SketchRelativeError {
+			t.Errorf("%s: %+v, want an estimate with relative error %g", p, c, memstore.SketchRelativeError)
+		}
+		if off := math.Abs(float64(c.Visitors-perHot)) / perHot; off > 3*memstore.SketchRelativeError {
+			t.Errorf("%s: %d visitors of %d, %.2f%% off", p, c.Visitors, perHot, 100*off)
+		}
+	}
+	if c := in.count(t, "https://example.com/cold/5999"); !c.Exact || c.Visitors != 1 {
+		t.Errorf("the newest cold page: %+v, want 1, exact", c)
+	}
+	if got := in.metric(t, "tracker_store_bytes"); got > limit {
+		t.Errorf("tracker_store_bytes %v, over the limit %d", got, limit)
+	}
+	if got := in.metric(t, "tracker_store_limit_bytes"); got != limit {
+		t.Errorf("tracker_store_limit_bytes %v, want %d", got, limit)
+	}
+	if conv, ev := in.metric(t, "tracker_store_conversions_total"), in.metric(t, "tracker_store_evictions_total"); conv != 2 || ev == 0 {
+		t.Errorf("%v conversions (want 2), %v evictions (want some)", conv, ev)
+	}
+	if got := in.metric(t, "tracker_pages_estimated"); got != 2 {
+		t.Errorf("tracker_pages_estimated %v, want 2", got)
+	}
+}
+
+func TestApproximateCountingOverHTTP(t *testing.T) {
+	t.Parallel()
+	in := start(t, nil, "-counting", "approximate")
+	for i := range 100 {
+		if status := in.post(t, fmt.Sprintf("v%d", i%50), "https://example.com/"); status != http.StatusAccepted {
+			t.Fatalf("status %d", status)
+		}
+	}
+	// 50 visitors in 8192 registers: each changes one, so the estimate is
+	// within a fraction of one visitor.
+	if c := in.count(t, "https://example.com/"); c.Exact || c.Visitors != 50 || c.RelativeError != memstore.SketchRelativeError {
+		t.Errorf("count %+v, want an estimate of 50", c)
+	}
+}
+
+func TestPageTTLOverHTTP(t *testing.T) {
+	t.Parallel()
+	in := start(t, nil, "-page-ttl", "200ms")
+	if status := in.post(t, "v", "https://example.com/gone"); status != http.StatusAccepted {
+		t.Fatalf("status %d", status)
+	}
+	if c := in.count(t, "https://example.com/gone"); c.Visitors != 1 {
+		t.Fatalf("count right after the event: %+v", c)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for in.count(t, "https://example.com/gone").Visitors != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the page is still counted 10s after its last event, with -page-ttl 200ms")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := in.metric(t, "tracker_store_expired_total"); got != 1 {
+		t.Errorf("tracker_store_expired_total %v, want 1", got)
+	}
+}
