@@ -64,6 +64,8 @@ bench: build ## Measure (about 4 min): store benchmarks, memory per pair, alloca
 	@echo "== resident memory per pair, each size in a fresh process"
 	go test -run '^$$' -bench 'ResidentMemory/pairs=1M$$' -benchtime 1x ./internal/infra/memstore/ | tee $(BENCH_OUT)/memory.txt
 	go test -run '^$$' -bench 'ResidentMemory/pairs=10M$$' -benchtime 1x ./internal/infra/memstore/ | tee -a $(BENCH_OUT)/memory.txt
+	@echo "== bounded memory: 20M random pairs into a store limited to 64 MiB (resident memory, error of the estimates)"
+	go test -run '^$$' -bench BoundedMemory -benchtime 1x ./internal/infra/memstore/ | tee $(BENCH_OUT)/bounded.txt
 	@echo "== allocations per request through a real server: tracker against bare net/http"
 	go test -run '^$$' -bench 'Serve' -benchtime 20000x -count 3 ./cmd/tracker/ | tee $(BENCH_OUT)/serve.txt
 	@echo "== HTTP load: tracker against a bare net/http handler, interleaved A/B rounds"

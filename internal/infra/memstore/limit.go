@@ -10,6 +10,11 @@ import (
 // down to, so that the next one waits for an eighth of the limit of growth.
 const shrinkNum, shrinkDen = 7, 8
 
+// convertMin is the fewest visitors a page must have to be moved into a
+// sketch: its table then holds about 10 KiB, a quarter more than a sketch.
+// A smaller page is cheaper exact.
+const convertMin = 1024
+
 // candidate is a page a shrink may convert or evict.
 type candidate struct {
 	sh    *shard
@@ -39,9 +44,8 @@ func (s *Store) shrink() {
 	s.now.Store(time.Now().Unix())
 	target := limit / shrinkDen * shrinkNum
 
-	// Sketches first: only split pages (over splitVisitors visitors) are
-	// worth one, their tables and stripes being at least 4 times a sketch.
-	pages := s.candidates(true)
+	// Sketches first, for the pages big enough to gain by one.
+	pages := s.candidates(convertMin)
 	slices.SortFunc(pages, func(a, b candidate) int { return cmp.Compare(b.count, a.count) })
 	for _, c := range pages {
 		if s.bytes.Load() <= target {
@@ -53,7 +57,7 @@ func (s *Store) shrink() {
 	}
 	// Then the pages idle longest, the smallest first among those idle as
 	// long.
-	pages = s.candidates(false)
+	pages = s.candidates(0)
 	slices.SortFunc(pages, func(a, b candidate) int {
 		return cmp.Or(cmp.Compare(a.seen, b.seen), cmp.Compare(a.count, b.count))
 	})
@@ -66,17 +70,19 @@ func (s *Store) shrink() {
 	}
 }
 
-// candidates lists every page, or only the exact split ones.
-func (s *Store) candidates(splitOnly bool) []candidate {
+// candidates lists every page, or, for minVisitors > 0, the exact pages
+// with that many visitors or more.
+func (s *Store) candidates(minVisitors int64) []candidate {
 	var out []candidate
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.RLock()
 		for k, p := range sh.pages {
-			if splitOnly && (p.sketched.Load() || p.striped.Load() == nil) {
+			n := p.visitors.Load()
+			if minVisitors > 0 && (n < minVisitors || p.sketched.Load()) {
 				continue
 			}
-			out = append(out, candidate{sh: sh, key: k, p: p, seen: p.seen.Load(), count: p.visitors.Load()})
+			out = append(out, candidate{sh: sh, key: k, p: p, seen: p.seen.Load(), count: n})
 		}
 		sh.mu.RUnlock()
 	}
@@ -110,7 +116,7 @@ func (s *Store) Expire(now time.Time, ttl time.Duration) int {
 	cutoff := now.Add(-ttl).Unix()
 	s.now.Store(now.Unix())
 	removed := 0
-	for _, c := range s.candidates(false) {
+	for _, c := range s.candidates(0) {
 		if c.seen < cutoff {
 			s.remove(c)
 			removed++

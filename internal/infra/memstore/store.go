@@ -73,8 +73,8 @@ type Store struct {
 // as much memory as that takes.
 type Options struct {
 	// MemoryLimit bounds Stats.Bytes (0: no bound). Past it, the store moves
-	// the visitors of its largest pages into sketches (see sketch), largest
-	// first, until it is under 7/8 of the limit; if that is not enough (a
+	// the visitors of its pages of over a thousand visitors into sketches
+	// (see sketch), largest first, until it is under 7/8 of the limit; if that is not enough (a
 	// flood of pages with few visitors each, which sketches would not make
 	// smaller), it forgets the pages that have gone longest without an
 	// event, the fewest visitors first among those.
