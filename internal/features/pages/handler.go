@@ -37,6 +37,7 @@ type Response struct {
 type Page struct {
 	URL      string `json:"url"`
 	Visitors int64  `json:"visitors"`
+	Exact    bool   `json:"exact"` // false for an estimate
 }
 
 // Handler answers 200 with a Response: pages by visitors, most first, ties
@@ -58,7 +59,7 @@ func Handler(l Lister, ttl time.Duration, now func() time.Time) http.Handler {
 		}
 		resp := Response{Pages: []Page{}, Total: len(ranked)}
 		for _, pc := range ranked[min(offset, len(ranked)):min(offset+limit, len(ranked))] {
-			resp.Pages = append(resp.Pages, Page{URL: pc.URL, Visitors: pc.Visitors})
+			resp.Pages = append(resp.Pages, Page{URL: pc.URL, Visitors: pc.Visitors, Exact: pc.Exact()})
 		}
 		w.Header().Set("Cache-Control", "no-store")
 		web.WriteJSON(w, r, http.StatusOK, resp)

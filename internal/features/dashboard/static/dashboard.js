@@ -55,7 +55,8 @@
       url.textContent = p.url;
       const n = document.createElement("td");
       n.className = "num";
-      n.textContent = String(p.visitors);
+      // An estimate (the page outgrew the memory limit) is marked ≈.
+      n.textContent = (p.exact === false ? "≈" : "") + String(p.visitors);
       tr.append(url, n);
       return tr;
     });
