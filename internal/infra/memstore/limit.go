@@ -51,9 +51,11 @@ func (s *Store) shrink() {
 		if s.bytes.Load() <= target {
 			return
 		}
-		s.bytes.Add(-c.p.convert(s.arena))
-		s.estimated.Add(1)
-		s.conversions.Add(1)
+		if saved, ok := c.p.convert(s.arena); ok {
+			s.bytes.Add(-saved)
+			s.estimated.Add(1)
+			s.conversions.Add(1)
+		}
 	}
 	// Then the pages idle longest, the smallest first among those idle as
 	// long.
@@ -99,11 +101,12 @@ func (s *Store) remove(c candidate) {
 	}
 	delete(c.sh.pages, c.key)
 	c.sh.mu.Unlock()
+	// After free, which no writer adds past: the count is final.
+	s.bytes.Add(-c.p.free(s.arena) - keepingBytes(c.key))
 	c.sh.pairs.Add(-c.p.visitors.Load())
 	if c.p.sketched.Load() {
 		s.estimated.Add(-1)
 	}
-	s.bytes.Add(-c.p.free(s.arena) - keepingBytes(c.key))
 }
 
 // Expire removes the pages that have had no event for ttl or longer, as of
@@ -117,7 +120,8 @@ func (s *Store) Expire(now time.Time, ttl time.Duration) int {
 	s.now.Store(now.Unix())
 	removed := 0
 	for _, c := range s.candidates(0) {
-		if c.seen < cutoff {
+		// Read again: an event may have come since the list was made.
+		if c.seen < cutoff && c.p.seen.Load() < cutoff {
 			s.remove(c)
 			removed++
 		}

@@ -68,11 +68,6 @@ func newSketch(a *arena, count int64) *sketch {
 // add adds the value h, well mixed, and reports whether it changed the
 // sketch: a value seen before never does.
 func (s *sketch) add(h uint64) bool {
-	if s.regs == nil {
-		// Released with its page, which a late writer still holds: see
-		// page.free.
-		s.regs = make([]uint64, sketchWords)
-	}
 	i := h >> (64 - sketchBits)
 	k := uint64(bits.LeadingZeros64(h<<sketchBits)) + 1
 	k = min(k, maxUpdate)

@@ -344,6 +344,10 @@ type page struct {
 	striped  atomic.Pointer[stripes] // nil until the page is split, and once it is sketched
 	sketched atomic.Bool             // set, once, when sketch is
 	sketch   *sketch                 // guarded by mu
+	// removed is set, under mu, when the page is freed: a writer that still
+	// holds it then adds nothing, so that it counts no visitor and no byte
+	// for a page that is gone.
+	removed atomic.Bool
 }
 
 // count returns the page's count.
@@ -390,7 +394,9 @@ func (p *page) add(h uint64) (added, grown int64) {
 		if done {
 			return added, grown
 		}
-		// The page was sketched while this writer waited for its lock.
+		// The page was sketched while this writer waited for its lock;
+		// grown is a split it made before.
+		return p.addSketch(h), grown
 	}
 	return p.addSketch(h), 0
 }
@@ -403,6 +409,10 @@ func (p *page) addSmall(h uint64) (added, grown int64, done bool) {
 	if p.sketched.Load() {
 		p.mu.Unlock()
 		return 0, 0, false
+	}
+	if p.removed.Load() {
+		p.mu.Unlock()
+		return 0, 0, true
 	}
 	if st := p.striped.Load(); st != nil {
 		// Another writer split the page while this one waited for the lock.
@@ -430,6 +440,9 @@ func (p *page) addSmall(h uint64) (added, grown int64, done bool) {
 
 // insert inserts h into s, which the caller has locked, and counts it.
 func (p *page) insert(s *set, h uint64) (added, grown int64) {
+	if p.removed.Load() {
+		return 0, 0
+	}
 	ok, grown := s.insert(h)
 	if !ok {
 		return 0, grown
@@ -442,7 +455,7 @@ func (p *page) insert(s *set, h uint64) (added, grown int64) {
 func (p *page) addSketch(h uint64) (added int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.sketch.add(h) {
+	if p.removed.Load() || !p.sketch.add(h) {
 		return 0
 	}
 	n := p.sketch.count()
@@ -455,15 +468,15 @@ func (p *page) addSketch(h uint64) (added int64) {
 
 // convert moves the page's visitors into a sketch in a, whose estimate starts
 // at their exact number, and reports how many bytes that saved (negative if
-// it cost). Converting a sketched page does nothing.
-func (p *page) convert(a *arena) int64 {
+// it cost). A sketched or removed page is left as it is (ok = false).
+func (p *page) convert(a *arena) (saved int64, ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.sketched.Load() {
-		return 0
+	if p.sketched.Load() || p.removed.Load() {
+		return 0, false
 	}
 	sk := newSketch(a, 0)
-	saved := -int64(sketchBytes)
+	saved = -int64(sketchBytes)
 	if st := p.striped.Load(); st != nil {
 		for i := range st {
 			st[i].mu.Lock()
@@ -483,7 +496,7 @@ func (p *page) convert(a *arena) int64 {
 		p.publish(sk)
 		saved += p.small.release()
 	}
-	return saved
+	return saved, true
 }
 
 // publish makes sk the page's counter, its estimate starting at the exact
@@ -546,12 +559,12 @@ func (st *stripes) bytes() int64 {
 // free returns the tables or sketch of p to a and reports the bytes they and
 // the stripes held, for Stats; freeing again reports 0. It is for removing a
 // page: the caller must first take p out of its shard, so that no new writer
-// finds it. A writer that found it before may still insert once free has
-// run; its table or registers then come from the Go heap and go with the
-// page, and its visitor is lost with the page, as it should be.
+// finds it. A writer that found it before and comes after free adds nothing
+// (see removed): its visitor is lost with the page, as it should be.
 func (p *page) free(a *arena) int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.removed.Store(true)
 	n := p.small.release()
 	if st := p.striped.Load(); st != nil {
 		n += stripeCount * stripeSize
