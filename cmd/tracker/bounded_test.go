@@ -100,9 +100,10 @@ func TestApproximateCountingOverHTTP(t *testing.T) {
 			t.Fatalf("status %d", status)
 		}
 	}
-	// 50 visitors in 8192 registers: each changes one, so the estimate is
-	// within a fraction of one visitor.
-	if c := in.count(t, "https://example.com/"); c.Exact || c.Visitors != 50 || c.RelativeError != memstore.SketchRelativeError {
+	// 50 visitors in 8192 registers: nearly each changes one (two meet in a
+	// register, and one of them changes nothing, about once in seven runs),
+	// so the estimate is within a visitor or two.
+	if c := in.count(t, "https://example.com/"); c.Exact || c.Visitors < 48 || c.Visitors > 52 || c.RelativeError != memstore.SketchRelativeError {
 		t.Errorf("count %+v, want an estimate of 50", c)
 	}
 }
