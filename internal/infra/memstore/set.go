@@ -136,9 +136,9 @@ func (s *set) place(h uint64) {
 }
 
 // release returns the table to the arena, empties the set and reports the
-// bytes it held. The set is left on the Go heap, so that a writer that still
-// holds it, on a page being removed, makes a table the garbage collector
-// reclaims rather than one the arena would hold forever.
+// bytes it held. A released set takes no more inserts: its page has moved
+// its visitors elsewhere (stripes, a sketch) or is removed, and writers
+// check which under the set's lock.
 func (s *set) release() int64 {
 	b := s.bytes()
 	if s.slots != nil {

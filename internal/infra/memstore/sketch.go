@@ -99,12 +99,14 @@ func (s *sketch) addAll(slots []uint64) {
 // count returns the estimate, rounded.
 func (s *sketch) count() int64 { return int64(math.Round(s.estimate)) }
 
-// release returns the registers to a and reports the bytes they held.
+// release returns the registers to a and reports the bytes they held;
+// releasing again reports 0.
 func (s *sketch) release(a *arena) int64 {
-	if s.regs != nil {
-		a.free(s.regs)
-		s.regs = nil
+	if s.regs == nil {
+		return 0
 	}
+	a.free(s.regs)
+	s.regs = nil
 	return sketchBytes
 }
 

@@ -66,7 +66,8 @@ func TestChangeProbability(t *testing.T) {
 
 func TestSketchCountsSmallSetsClosely(t *testing.T) {
 	t.Parallel()
-	s := newSketch(newArena(), 0)
+	a := newArena()
+	s := newSketch(a, 0)
 	rng := rand.New(rand.NewPCG(1, 2))
 	values := make([]uint64, 1000)
 	for i := range values {
@@ -86,8 +87,11 @@ func TestSketchCountsSmallSetsClosely(t *testing.T) {
 	if got := s.count(); got < 990 || got > 1010 {
 		t.Errorf("after every value again: estimate %d", got)
 	}
-	if s.release(newArena()) != sketchBytes || s.regs != nil {
+	if s.release(a) != sketchBytes || s.regs != nil {
 		t.Error("release did not give the registers back")
+	}
+	if n := s.release(a); n != 0 {
+		t.Errorf("release again = %d bytes, want 0", n)
 	}
 }
 

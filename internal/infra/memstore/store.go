@@ -74,10 +74,10 @@ type Store struct {
 type Options struct {
 	// MemoryLimit bounds Stats.Bytes (0: no bound). Past it, the store moves
 	// the visitors of its pages of over a thousand visitors into sketches
-	// (see sketch), largest first, until it is under 7/8 of the limit; if that is not enough (a
-	// flood of pages with few visitors each, which sketches would not make
-	// smaller), it forgets the pages that have gone longest without an
-	// event, the fewest visitors first among those.
+	// (see sketch), largest first, until it is under 7/8 of the limit; if
+	// that is not enough (a flood of pages with few visitors each, which
+	// sketches would not make smaller), it forgets the pages that have gone
+	// longest without an event, the fewest visitors first among those.
 	MemoryLimit int64
 	// Approximate makes every page a sketch from its first visitor.
 	Approximate bool
@@ -132,16 +132,23 @@ func (s *Store) Record(ctx context.Context, v domain.PageView) error {
 	}
 	key := v.Page.String()
 	sh := s.shardOf(key)
-	p := s.page(sh, key)
-	p.touch(s.now.Load())
-	added, grown := p.add(s.slotKey(v.Visitor.Hash()))
-	if added != 0 {
-		sh.pairs.Add(added)
+	h := s.slotKey(v.Visitor.Hash())
+	for {
+		p := s.page(sh, key)
+		p.touch(s.now.Load())
+		added, grown := p.add(h)
+		if added != 0 {
+			sh.pairs.Add(added)
+		}
+		if grown != 0 {
+			s.grew(grown)
+		}
+		// A page removed (expired or evicted) between the lookup and the
+		// add took nothing: the event goes to the page made anew.
+		if added != 0 || !p.removed.Load() {
+			return nil
+		}
 	}
-	if grown != 0 {
-		s.grew(grown)
-	}
-	return nil
 }
 
 // grew accounts for n more bytes and, past the limit, shrinks the store.
@@ -346,7 +353,7 @@ type page struct {
 	sketch   *sketch                 // guarded by mu
 	// removed is set, under mu, when the page is freed: a writer that still
 	// holds it then adds nothing, so that it counts no visitor and no byte
-	// for a page that is gone.
+	// for a page that is gone (Record then tries the page anew).
 	removed atomic.Bool
 }
 
@@ -576,7 +583,7 @@ func (p *page) free(a *arena) int64 {
 		}
 		p.striped.Store(nil)
 	}
-	if p.sketch != nil && p.sketch.regs != nil {
+	if p.sketch != nil {
 		n += p.sketch.release(a)
 	}
 	return n
