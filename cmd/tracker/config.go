@@ -160,6 +160,9 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*
 	if c.trustedProxies, err = web.ParsePrefixes(trusted); err != nil {
 		return nil, fmt.Errorf("-trusted-proxies: %w", err)
 	}
+	if c.memoryLimitFrom == "GOMEMLIMIT" && (c.store == "redis" || c.dataDir != "") {
+		c.memoryLimit, c.memoryLimitFrom = 0, "" // the default is for the memory store alone
+	}
 	return &c, c.validate()
 }
 
@@ -193,9 +196,6 @@ func (c *config) validate() error {
 		errs = append(errs, fmt.Errorf("-counting must be exact or approximate, not %q", c.counting))
 	case c.counting == "approximate" && c.dataDir != "":
 		errs = append(errs, errors.New("-counting=approximate is not kept by -data-dir, which keeps exact counts only"))
-	}
-	if c.memoryLimitFrom == "GOMEMLIMIT" && (c.store == "redis" || c.dataDir != "") {
-		c.memoryLimit, c.memoryLimitFrom = 0, "" // the default applies to the memory store alone
 	}
 	switch {
 	case c.memoryLimit < 0:
