@@ -180,7 +180,7 @@ func openStore(cfg *config, logger *slog.Logger) (*openedStore, error) {
 	o := &openedStore{store: mem, close: func() error { return nil },
 		metrics: metrics.New(func() metrics.StoreStats {
 			st := mem.Stats()
-			return metrics.StoreStats{Pages: st.Pages, Estimated: st.Estimated, Pairs: st.Pairs, Bytes: st.Bytes,
+			return metrics.StoreStats{Pages: st.Pages, Estimated: st.Estimated, Pairs: st.Pairs, Bytes: st.Bytes + st.Slack,
 				Limit: st.Limit, Conversions: st.Conversions, Evicted: st.Evicted, Expired: st.Expired}
 		})}
 	logger.Info("store", "kind", "memory", "counting", cfg.counting, "memory_limit", cfg.memoryLimit,

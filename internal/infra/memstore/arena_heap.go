@@ -15,5 +15,9 @@ func newArena() *arena { return new(arena) }
 // alloc returns a zeroed table of size slots.
 func (a *arena) alloc(slots int) []uint64 { return make([]uint64, slots) }
 
+// slackBytes is 0: a table on the Go heap costs its size (and the
+// collector's headroom, which Stats.Bytes does not count here).
+func (a *arena) slackBytes() int64 { return 0 }
+
 // free leaves t to the garbage collector.
 func (a *arena) free(t []uint64) {}

@@ -63,7 +63,12 @@ type arena struct {
 	entries int    // entries in bins, stale or not; guarded by mu
 	extents int    // free blocks; guarded by mu
 	live    int    // bytes of live blocks; guarded by mu
-	pending int    // bytes of pages emptied and not yet handed back; guarded by mu
+	// livePages counts the OS pages that hold live blocks; guarded by mu.
+	// slack is livePages' bytes less live: resident memory the blocks
+	// share with free space, for the store's memory limit to count.
+	livePages int
+	slack     atomic.Int64
+	pending   int // bytes of pages emptied and not yet handed back; guarded by mu
 	// noPopulate is set once the kernel refuses MADV_POPULATE_WRITE (before
 	// Linux 5.14).
 	noPopulate atomic.Bool
@@ -342,13 +347,17 @@ func (a *arena) hold(c *chunk, off, size int) {
 	a.live += size
 	for page, stop := off/pageSize, off+size; off < stop; page++ {
 		end := min((page+1)*pageSize, stop)
-		if c.live[page] == 0 && c.pending[page] {
-			c.pending[page] = false
-			a.pending -= pageSize
+		if c.live[page] == 0 {
+			a.livePages++
+			if c.pending[page] {
+				c.pending[page] = false
+				a.pending -= pageSize
+			}
 		}
 		c.live[page] += uint32(end - off)
 		off = end
 	}
+	a.slack.Store(int64(a.livePages*pageSize - a.live))
 }
 
 // unhold counts the block of size bytes at off in c as dead on its pages,
@@ -358,11 +367,22 @@ func (a *arena) unhold(c *chunk, off, size int) {
 	for page, stop := off/pageSize, off+size; off < stop; page++ {
 		end := min((page+1)*pageSize, stop)
 		if c.live[page] -= uint32(end - off); c.live[page] == 0 {
+			a.livePages--
 			c.pending[page] = true
 			a.pending += pageSize
 		}
 		off = end
 	}
+	a.slack.Store(int64(a.livePages*pageSize - a.live))
+}
+
+// slackBytes returns the resident memory that live blocks share with free
+// space on their pages: what the tables cost beyond their size.
+func (a *arena) slackBytes() int64 {
+	if a == nil {
+		return 0
+	}
+	return a.slack.Load()
 }
 
 // release hands every pending page back to the OS, a run of pages per call.

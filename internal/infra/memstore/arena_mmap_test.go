@@ -98,3 +98,26 @@ func TestStoreIsUnmapped(t *testing.T) {
 	}
 	t.Errorf("resident set grew by %d bytes over %d dropped stores of %d pairs", grown, stores, pairs)
 }
+
+// Slack is what the live blocks' pages hold beyond the blocks: a page's rest
+// while one small table lives on it, nothing once a page is full or empty.
+func TestArenaSlack(t *testing.T) {
+	t.Parallel()
+	a := newArena()
+	small := a.alloc(minSlots) // one cache line
+	if got, want := a.slackBytes(), int64(pageSize-minSlots*8); got != want {
+		t.Errorf("one %d-byte table: slack %d, want %d", minSlots*8, got, want)
+	}
+	rest := a.alloc(pageSize/8 - minSlots) // the rest of the page
+	if got := a.slackBytes(); got != 0 {
+		t.Errorf("a full page: slack %d, want 0", got)
+	}
+	a.free(small)
+	if got, want := a.slackBytes(), int64(minSlots*8); got != want {
+		t.Errorf("the first table freed: slack %d, want %d", got, want)
+	}
+	a.free(rest)
+	if got := a.slackBytes(); got != 0 {
+		t.Errorf("every table freed: slack %d, want 0", got)
+	}
+}

@@ -38,7 +38,7 @@ func (s *Store) shrink() {
 	}
 	defer s.shrinking.Unlock()
 	limit := s.opts.MemoryLimit
-	if s.bytes.Load() <= limit {
+	if s.used() <= limit {
 		return
 	}
 	s.now.Store(time.Now().Unix())
@@ -48,7 +48,7 @@ func (s *Store) shrink() {
 	pages := s.candidates(convertMin)
 	slices.SortFunc(pages, func(a, b candidate) int { return cmp.Compare(b.count, a.count) })
 	for _, c := range pages {
-		if s.bytes.Load() <= target {
+		if s.used() <= target {
 			return
 		}
 		if saved, ok := c.p.convert(s.arena); ok {
@@ -64,7 +64,7 @@ func (s *Store) shrink() {
 		return cmp.Or(cmp.Compare(a.seen, b.seen), cmp.Compare(a.count, b.count))
 	})
 	for _, c := range pages {
-		if s.bytes.Load() <= target {
+		if s.used() <= target {
 			return
 		}
 		s.remove(c)

@@ -72,7 +72,7 @@ type Store struct {
 // Options are a Store's limits. The zero Options keep every count exact, in
 // as much memory as that takes.
 type Options struct {
-	// MemoryLimit bounds Stats.Bytes (0: no bound). Past it, the store moves
+	// MemoryLimit bounds Stats.Bytes plus Stats.Slack (0: no bound). Past it, the store moves
 	// the visitors of its pages of over a thousand visitors into sketches
 	// (see sketch), largest first, until it is under 7/8 of the limit; if
 	// that is not enough (a flood of pages with few visitors each, which
@@ -96,8 +96,12 @@ type Stats struct {
 	// bounds: its tables and sketches, off the Go heap, at their size; each
 	// page's keeping (its struct, map entry and key) twice, since the Go
 	// heap holds as much garbage as live data before a collection (GOGC=100).
-	// The free pieces of the tables' mappings are left out: a few pages.
 	Bytes int64
+	// Slack is the resident memory the tables share with free space on
+	// their OS pages (0 where they live on the Go heap); with Bytes, what
+	// Options.MemoryLimit bounds. Emptied pages the arena keeps for reuse
+	// (at most max(2 MiB, a sixteenth of the tables)) are left out.
+	Slack int64
 	// Limit is Options.MemoryLimit.
 	Limit int64
 	// Conversions counts the pages moved into a sketch under the limit;
@@ -153,10 +157,13 @@ func (s *Store) Record(ctx context.Context, v domain.PageView) error {
 
 // grew accounts for n more bytes and, past the limit, shrinks the store.
 func (s *Store) grew(n int64) {
-	if used := s.bytes.Add(n); s.opts.MemoryLimit > 0 && used > s.opts.MemoryLimit {
+	if used := s.bytes.Add(n) + s.arena.slackBytes(); s.opts.MemoryLimit > 0 && used > s.opts.MemoryLimit {
 		s.shrink()
 	}
 }
+
+// used is what the memory limit bounds: Stats.Bytes plus Stats.Slack.
+func (s *Store) used() int64 { return s.bytes.Load() + s.arena.slackBytes() }
 
 // slotKey turns a visitor hash into the value the tables keep. The visitor
 // hash is fixed and public (it must mean the same in every process), so
@@ -231,7 +238,7 @@ func (s *Store) Visitors(ctx context.Context, page domain.PageURL) (domain.Count
 // Stats reports sizes for metrics. It takes each shard's read lock briefly,
 // one shard at a time, and never scans the pages.
 func (s *Store) Stats() Stats {
-	st := Stats{Bytes: s.bytes.Load(), Limit: s.opts.MemoryLimit, Estimated: s.estimated.Load(),
+	st := Stats{Bytes: s.bytes.Load(), Slack: s.arena.slackBytes(), Limit: s.opts.MemoryLimit, Estimated: s.estimated.Load(),
 		Conversions: s.conversions.Load(), Evicted: s.evicted.Load(), Expired: s.expired.Load()}
 	for i := range s.shards {
 		sh := &s.shards[i]
