@@ -66,6 +66,9 @@ bench: build ## Measure (about 4 min): store benchmarks, memory per pair, alloca
 	go test -run '^$$' -bench 'ResidentMemory/pairs=10M$$' -benchtime 1x ./internal/infra/memstore/ | tee -a $(BENCH_OUT)/memory.txt
 	@echo "== bounded memory: 20M random pairs into a store limited to 64 MiB (resident memory, error of the estimates)"
 	go test -run '^$$' -bench BoundedMemory -benchtime 1x ./internal/infra/memstore/ | tee $(BENCH_OUT)/bounded.txt
+	@echo "== bounded memory over HTTP: 500k unique pairs on 100 pages into a tracker with -memory-limit 4MiB"
+	go run ./cmd/loadgen -tracker $(BIN) -workloads "" -memory-pairs 500000 -pages 100 -tracker-args "-memory-limit 4MiB" \
+		-out $(BENCH_OUT)/bounded-http.json | tee $(BENCH_OUT)/bounded-http.txt
 	@echo "== allocations per request through a real server: tracker against bare net/http"
 	go test -run '^$$' -bench 'Serve' -benchtime 20000x -count 3 ./cmd/tracker/ | tee $(BENCH_OUT)/serve.txt
 	@echo "== HTTP load: tracker against a bare net/http handler, interleaved A/B rounds"

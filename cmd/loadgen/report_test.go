@@ -62,3 +62,21 @@ func TestCheckedPages(t *testing.T) {
 		}
 	}
 }
+
+func TestCountRight(t *testing.T) {
+	for _, tt := range []struct {
+		c    count
+		want int64
+		ok   bool
+	}{
+		{count{Visitors: 5000, Exact: true}, 5000, true},
+		{count{Visitors: 5001, Exact: true}, 5000, false},
+		{count{Visitors: 5100, RelativeError: 0.0073}, 5000, true},  // 2% off: under 4 × 0.73%
+		{count{Visitors: 5200, RelativeError: 0.0073}, 5000, false}, // 4% off
+		{count{Visitors: 5001, RelativeError: 0}, 5000, false},      // an estimate that claims no error
+	} {
+		if got := tt.c.right(tt.want); got != tt.ok {
+			t.Errorf("%+v.right(%d) = %v, want %v", tt.c, tt.want, got, tt.ok)
+		}
+	}
+}

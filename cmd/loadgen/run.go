@@ -251,21 +251,24 @@ func (lg *loadgen) settledRSS(ctx context.Context) (int64, error) {
 }
 
 // visitorsOf asks the tracker for the visitors of page.
-func (lg *loadgen) visitorsOf(page string) (int64, error) {
+func (lg *loadgen) visitorsOf(page string) (count, error) {
 	status, body, err := get(lg.tracker.addr, "/api/v1/visitors?url="+url.QueryEscape(page))
 	if err != nil {
-		return 0, err
+		return count{}, err
 	}
 	if status != 200 {
-		return 0, fmt.Errorf("status %d: %s", status, body)
+		return count{}, fmt.Errorf("status %d: %s", status, body)
 	}
 	var answer struct {
-		Visitors *int64 `json:"visitors"`
+		Visitors      *int64  `json:"visitors"`
+		Exact         *bool   `json:"exact"` // absent: exact
+		RelativeError float64 `json:"relative_error"`
 	}
 	if err := json.Unmarshal(body, &answer); err != nil || answer.Visitors == nil {
-		return 0, fmt.Errorf("answer %q has no visitors count", body)
+		return count{}, fmt.Errorf("answer %q has no visitors count", body)
 	}
-	return *answer.Visitors, nil
+	exact := answer.Exact == nil || *answer.Exact
+	return count{Visitors: *answer.Visitors, Exact: exact, RelativeError: answer.RelativeError}, nil
 }
 
 // checkedPages picks a handful of pages whose counts tell the most: the
