@@ -32,10 +32,10 @@ func (s *Store) Each(fn func(page string, visitors []domain.VisitorID) error) er
 		}
 		sh.mu.RUnlock()
 		for j, p := range pages {
-			if p.sketched.Load() {
+			var exact bool
+			if buf, exact = p.appendVisitors(buf[:0], s); !exact {
 				return fmt.Errorf("memstore: page %s is estimated: a sketch cannot list its visitors", keys[j])
 			}
-			buf = p.appendVisitors(buf[:0], s)
 			if err := fn(keys[j], buf); err != nil {
 				return err
 			}
@@ -44,9 +44,15 @@ func (s *Store) Each(fn func(page string, visitors []domain.VisitorID) error) er
 	return nil
 }
 
-// appendVisitors appends the visitors of p to dst.
-func (p *page) appendVisitors(dst []domain.VisitorID, s *Store) []domain.VisitorID {
+// appendVisitors appends the visitors of p to dst, or reports exact = false
+// if p is (or becomes, during the walk) a sketch, which cannot list them.
+// Each set is read under its lock, where a conversion is seen.
+func (p *page) appendVisitors(dst []domain.VisitorID, s *Store) (_ []domain.VisitorID, exact bool) {
 	p.mu.Lock()
+	if p.sketched.Load() {
+		p.mu.Unlock()
+		return dst, false
+	}
 	st := p.striped.Load()
 	if st == nil {
 		dst = p.small.appendVisitors(dst, s)
@@ -55,11 +61,17 @@ func (p *page) appendVisitors(dst []domain.VisitorID, s *Store) []domain.Visitor
 	if st != nil {
 		for i := range st {
 			st[i].mu.Lock()
-			dst = st[i].set.appendVisitors(dst, s)
+			sketched := p.sketched.Load()
+			if !sketched {
+				dst = st[i].set.appendVisitors(dst, s)
+			}
 			st[i].mu.Unlock()
+			if sketched {
+				return dst, false
+			}
 		}
 	}
-	return dst
+	return dst, true
 }
 
 // appendVisitors appends the visitors whose values set s holds to dst.

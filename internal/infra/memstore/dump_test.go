@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -157,5 +158,17 @@ func TestRecordAllRejectsZeroValues(t *testing.T) {
 	}
 	if st := s.Stats(); st.Pairs != 0 {
 		t.Errorf("a rejected RecordAll stored %d pairs", st.Pairs)
+	}
+}
+
+// A sketch cannot list its visitors: Each says so rather than write a page
+// out with none.
+func TestEachRefusesEstimatedPages(t *testing.T) {
+	t.Parallel()
+	s := NewWith(Options{Approximate: true})
+	record(t, s, pageN(t, 1), visitorN(t, 1))
+	err := s.Each(func(string, []domain.VisitorID) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "estimated") {
+		t.Errorf("Each over an estimated page = %v, want an error saying it is estimated", err)
 	}
 }
