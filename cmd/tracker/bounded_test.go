@@ -46,15 +46,15 @@ func (in *instance) metric(t *testing.T, name string) float64 {
 	return v
 }
 
-// Over HTTP, under a small limit: a page past a few thousand visitors becomes
-// an estimate, said so in its answer, pages seen once are forgotten as needed,
-// and the store stays under the limit.
-func TestMemoryLimitOverHTTP(t *testing.T) {
-	t.Parallel()
-	const limit = 256 << 10
-	in := start(t, nil, "-memory-limit", strconv.Itoa(limit))
-	hot := []string{"https://example.com/hot/1", "https://example.com/hot/2"}
-	const perHot = 6000
+// hot are the pages loadHotAndCold gives perHot visitors each.
+var hot = []string{"https://example.com/hot/1", "https://example.com/hot/2"}
+
+const perHot = 6000
+
+// loadHotAndCold sends perHot visitors, v0 to v5999, to each hot page, and
+// one to each of as many cold pages, each seen once.
+func loadHotAndCold(t *testing.T, in *instance) {
+	t.Helper()
 	s := newSender(in.base)
 	for i := range perHot {
 		for _, p := range hot {
@@ -66,6 +66,16 @@ func TestMemoryLimitOverHTTP(t *testing.T) {
 			t.Fatalf("cold event %d not accepted", i)
 		}
 	}
+}
+
+// Over HTTP, under a small limit: a page past a few thousand visitors becomes
+// an estimate, said so in its answer, pages seen once are forgotten as needed,
+// and the store stays under the limit.
+func TestMemoryLimitOverHTTP(t *testing.T) {
+	t.Parallel()
+	const limit = 256 << 10
+	in := start(t, nil, "-memory-limit", strconv.Itoa(limit))
+	loadHotAndCold(t, in)
 	for _, p := range hot {
 		c := in.count(t, p)
 		if c.Exact || c.RelativeError != memstore.SketchRelativeError {
@@ -126,5 +136,47 @@ func TestPageTTLOverHTTP(t *testing.T) {
 	}
 	if got := in.metric(t, "tracker_store_expired_total"); got != 1 {
 		t.Errorf("tracker_store_expired_total %v, want 1", got)
+	}
+}
+
+// With -data-dir, estimated pages are kept across a restart as sketches: the
+// same counts, still estimates, and their old visitors, sent again, are not
+// counted twice.
+func TestMemoryLimitWithDataDir(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	args := []string{"-data-dir", dir, "-memory-limit", "256KiB"}
+	in := start(t, nil, args...)
+	loadHotAndCold(t, in)
+	want := map[string]count{}
+	for _, p := range hot {
+		if want[p] = in.count(t, p); want[p].Exact {
+			t.Fatalf("%s: %+v, want an estimate before the restart", p, want[p])
+		}
+	}
+	in.stop()
+	<-in.done
+	if in.err != nil {
+		t.Fatalf("run: %v", in.err)
+	}
+
+	again := start(t, nil, args...)
+	for _, p := range hot {
+		if got := again.count(t, p); got != want[p] {
+			t.Errorf("%s: %+v after the restart, want %+v", p, got, want[p])
+		}
+	}
+	s := newSender(again.base)
+	for i := range 500 {
+		for _, p := range hot {
+			if !s.send(fmt.Sprintf("v%d", i), p) {
+				t.Fatalf("event %d on %s not accepted", i, p)
+			}
+		}
+	}
+	for _, p := range hot {
+		if got := again.count(t, p); got != want[p] {
+			t.Errorf("%s: %+v after 500 of its visitors came again, want %+v", p, got, want[p])
+		}
 	}
 }

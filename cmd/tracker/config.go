@@ -160,7 +160,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*
 	if c.trustedProxies, err = web.ParsePrefixes(trusted); err != nil {
 		return nil, fmt.Errorf("-trusted-proxies: %w", err)
 	}
-	if c.memoryLimitFrom == "GOMEMLIMIT" && (c.store == "redis" || c.dataDir != "") {
+	if c.memoryLimitFrom == "GOMEMLIMIT" && c.store == "redis" {
 		c.memoryLimit, c.memoryLimitFrom = 0, "" // the default is for the memory store alone
 	}
 	return &c, c.validate()
@@ -194,22 +194,18 @@ func (c *config) validate() error {
 	switch {
 	case c.counting != "exact" && c.counting != "approximate":
 		errs = append(errs, fmt.Errorf("-counting must be exact or approximate, not %q", c.counting))
-	case c.counting == "approximate" && c.dataDir != "":
-		errs = append(errs, errors.New("-counting=approximate is not kept by -data-dir, which keeps exact counts only"))
 	}
 	switch {
 	case c.memoryLimit < 0:
 		errs = append(errs, errors.New("-memory-limit must not be negative"))
 	case c.memoryLimit > 0 && c.store == "redis":
 		errs = append(errs, errors.New("-memory-limit is for the memory store; bound Redis with its maxmemory"))
-	case c.memoryLimit > 0 && c.dataDir != "":
-		errs = append(errs, errors.New("-memory-limit is not kept by -data-dir, which keeps exact counts only"))
 	}
 	switch {
 	case c.pageTTL < 0:
 		errs = append(errs, errors.New("-page-ttl must not be negative"))
-	case c.pageTTL > 0 && (c.store == "redis" || c.dataDir != ""):
-		errs = append(errs, errors.New("-page-ttl is for the memory store without -data-dir"))
+	case c.pageTTL > 0 && c.store == "redis":
+		errs = append(errs, errors.New("-page-ttl is for the memory store; Redis keys can be given a TTL by Redis"))
 	}
 	if c.rateLimit < 0 {
 		errs = append(errs, errors.New("-rate-limit must not be negative"))

@@ -294,9 +294,7 @@ func TestConfig(t *testing.T) {
 		"bad memory limit":  {args: []string{"-memory-limit", "64 lots"}, want: "-memory-limit"},
 		"bad GOMEMLIMIT":    {env: map[string]string{"GOMEMLIMIT": "64Mi"}, want: "GOMEMLIMIT"},
 		"limit with redis":  {args: []string{"-store", "redis", "-memory-limit", "1GiB"}, want: "maxmemory"},
-		"limit on disk":     {args: []string{"-data-dir", "d", "-memory-limit", "1GiB"}, want: "-memory-limit"},
-		"estimates on disk": {args: []string{"-data-dir", "d", "-counting", "approximate"}, want: "-counting"},
-		"ttl on disk":       {args: []string{"-data-dir", "d", "-page-ttl", "24h"}, want: "-page-ttl"},
+		"ttl with redis":    {args: []string{"-store", "redis", "-page-ttl", "24h"}, want: "-page-ttl"},
 		"negative ttl":      {args: []string{"-page-ttl", "-1h"}, want: "-page-ttl"},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -324,7 +322,7 @@ func TestConfig(t *testing.T) {
 			{env: map[string]string{"GOMEMLIMIT": "512MiB", "TRACKER_MEMORY_LIMIT": "256MiB"}, want: 256 << 20, wantFrom: "-memory-limit"},
 			// GOMEMLIMIT is the whole process's: a default for the memory
 			// store alone.
-			{env: map[string]string{"GOMEMLIMIT": "512MiB"}, args: []string{"-data-dir", "d"}, want: 0},
+			{env: map[string]string{"GOMEMLIMIT": "512MiB"}, args: []string{"-data-dir", "d"}, want: 512 << 20, wantFrom: "GOMEMLIMIT"},
 			{env: map[string]string{"GOMEMLIMIT": "512MiB"}, args: []string{"-store", "redis"}, want: 0},
 		} {
 			c, err := parseConfig(tc.args, func(k string) string { return tc.env[k] }, io.Discard)

@@ -28,10 +28,14 @@ import (
 // A snapshot file is a header, one record per page, and an end record:
 //
 //	header   "WTRKSNAP" | version uint32 | next log uint64 | crc uint32 of the 20 bytes before
-//	page     URL length uvarint (> 0) | URL | visitors uvarint | visitors × hash uint64 | crc uint32
+//	page     URL length uvarint (> 0) | URL | kind byte | body | crc uint32
+//	  exact      kind 0 | visitors uvarint | visitors × hash uint64
+//	  estimated  kind 1 | sketch length uvarint | sketch (as memstore marshals it)
 //	end      0x00 | pages uint64 | pairs uint64 | crc uint32 of the 17 bytes before
 //
-// A page's crc covers the whole page record before it. The next log is the
+// A page's crc covers the whole page record before it; pairs counts the
+// hashes of exact pages. Version 1 snapshots, written before estimated
+// pages, have no kind byte: every page is exact. The next log is the
 // first log the snapshot does not hold: recovery replays it and every later
 // one. Anything after the end record is corruption.
 const (
@@ -40,7 +44,12 @@ const (
 	logPrefix    = "log-"
 	tmpSuffix    = ".tmp"
 
-	formatVersion = 1
+	// logVersion is the version of the log format; snapVersion of the
+	// snapshot format, which reads snapshots of version 1 too.
+	logVersion  = 1
+	snapVersion = 2
+	// maxSketch bounds the length of a sketch read from a snapshot.
+	maxSketch = 64 << 10
 
 	logMagic         = "WTRKLOG\x00"
 	logHeaderSize    = len(logMagic) + 4
@@ -74,7 +83,7 @@ func parseLogName(name string) (uint64, bool) {
 // appendLogHeader appends the header of a log file to b.
 func appendLogHeader(b []byte) []byte {
 	b = append(b, logMagic...)
-	return binary.LittleEndian.AppendUint32(b, formatVersion)
+	return binary.LittleEndian.AppendUint32(b, logVersion)
 }
 
 // appendRecord appends the log record of one page view to b.

@@ -32,8 +32,8 @@ func newLogReader(r io.Reader, size int64) (*logReader, error) {
 	if string(h[:len(logMagic)]) != logMagic {
 		return nil, &CorruptError{Offset: 0, Reason: "not a log file (bad magic)"}
 	}
-	if v := binary.LittleEndian.Uint32(h[len(logMagic):]); v != formatVersion {
-		return nil, &CorruptError{Offset: int64(len(logMagic)), Reason: fmt.Sprintf("log format version %d, this program reads %d", v, formatVersion)}
+	if v := binary.LittleEndian.Uint32(h[len(logMagic):]); v != logVersion {
+		return nil, &CorruptError{Offset: int64(len(logMagic)), Reason: fmt.Sprintf("log format version %d, this program reads %d", v, logVersion)}
 	}
 	lr.off = int64(logHeaderSize)
 	return lr, nil

@@ -21,8 +21,15 @@ type snapshotInfo struct {
 	bytes        int64
 }
 
-// eachFunc walks a store's pages, as memstore.Store.Each does.
-type eachFunc func(fn func(page string, visitors []domain.VisitorID) error) error
+// eachFunc walks a store's pages, as memstore.Store.Each does: an exact
+// page with its visitors, an estimated one with its sketch.
+type eachFunc func(fn func(page string, visitors []domain.VisitorID, sketch []byte) error) error
+
+// The kinds of page record.
+const (
+	pageExact     = 0
+	pageEstimated = 1
+)
 
 // writeSnapshot writes every page that each gives into dir's snapshot,
 // atomically: a temporary file, synced, renamed over the old snapshot, and
@@ -43,15 +50,25 @@ func writeSnapshot(dir string, nextLog uint64, each eachFunc) (snapshotInfo, err
 	w := bufio.NewWriterSize(f, 1<<20)
 
 	b := append(make([]byte, 0, 1<<16), snapMagic...)
-	b = binary.LittleEndian.AppendUint32(b, formatVersion)
+	b = binary.LittleEndian.AppendUint32(b, snapVersion)
 	b = binary.LittleEndian.AppendUint64(b, nextLog)
 	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
 	if _, err := w.Write(b); err != nil {
 		return info, err
 	}
-	err = each(func(page string, visitors []domain.VisitorID) error {
+	err = each(func(page string, visitors []domain.VisitorID, sketch []byte) error {
 		b = binary.AppendUvarint(b[:0], uint64(len(page)))
 		b = append(b, page...)
+		if sketch != nil {
+			b = append(b, pageEstimated)
+			b = binary.AppendUvarint(b, uint64(len(sketch)))
+			b = append(b, sketch...)
+			b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
+			info.pages++
+			_, err := w.Write(b)
+			return err
+		}
+		b = append(b, pageExact)
 		b = binary.AppendUvarint(b, uint64(len(visitors)))
 		sum := crc32.Update(0, crcTable, b)
 		if _, err := w.Write(b); err != nil {
@@ -112,6 +129,7 @@ func writeSnapshot(dir string, nextLog uint64, each eachFunc) (snapshotInfo, err
 type loader interface {
 	Record(ctx context.Context, v domain.PageView) error
 	RecordAll(ctx context.Context, page domain.PageURL, visitors []domain.VisitorID) error
+	RestoreSketch(ctx context.Context, page domain.PageURL, sketch []byte) error
 }
 
 // readSnapshot reads the snapshot at path into mem, each page's URL made
@@ -202,8 +220,9 @@ func (r *snapReader) read(info *snapshotInfo, policy domain.URLPolicy, mem loade
 	if string(head[:len(snapMagic)]) != snapMagic {
 		return r.corrupt(0, "not a snapshot (bad magic)")
 	}
-	if v := binary.LittleEndian.Uint32(head[len(snapMagic):]); v != formatVersion {
-		return r.corrupt(int64(len(snapMagic)), "snapshot format version %d, this program reads %d", v, formatVersion)
+	version := binary.LittleEndian.Uint32(head[len(snapMagic):])
+	if version != 1 && version != snapVersion {
+		return r.corrupt(int64(len(snapMagic)), "snapshot format version %d, this program reads 1 and %d", version, snapVersion)
 	}
 	info.nextLog = binary.LittleEndian.Uint64(head[len(snapMagic)+4:])
 	if err := r.check(0, "header"); err != nil {
@@ -231,6 +250,25 @@ func (r *snapReader) read(info *snapshotInfo, policy domain.URLPolicy, mem loade
 		page, err := policy.Canonical(string(buf[:n]))
 		if err != nil {
 			return r.corrupt(start, "page URL: %v", err)
+		}
+		kind := byte(pageExact)
+		if version > 1 {
+			var k [1]byte
+			if err := r.full(k[:]); err != nil {
+				return err
+			}
+			kind = k[0]
+		}
+		switch kind {
+		case pageExact:
+		case pageEstimated:
+			if err := r.sketch(start, page, buf, mem); err != nil {
+				return err
+			}
+			info.pages++
+			continue
+		default:
+			return r.corrupt(start, "page record of unknown kind %d", kind)
 		}
 		count, err := r.uvarint()
 		if err != nil {
@@ -263,6 +301,33 @@ func (r *snapReader) read(info *snapshotInfo, policy domain.URLPolicy, mem loade
 		}
 		info.pages++
 	}
+}
+
+// sketch reads the rest of an estimated page's record, which began at
+// start, into mem, using buf.
+func (r *snapReader) sketch(start int64, page domain.PageURL, buf []byte, mem loader) error {
+	n, err := r.uvarint()
+	if err != nil {
+		return err
+	}
+	if n > maxSketch || n > uint64(len(buf)) {
+		return r.corrupt(start, "sketch length %d is out of range", n)
+	}
+	if err := r.full(buf[:n]); err != nil {
+		return err
+	}
+	// The checksum first: a sketch that fails it is corrupt, not invalid.
+	data := buf[:n]
+	if err := r.check(start, "page record"); err != nil {
+		return err
+	}
+	if err := mem.RestoreSketch(context.Background(), page, data); err != nil {
+		if errors.Is(err, domain.ErrInvalid) {
+			return r.corrupt(start, "%v", err)
+		}
+		return err
+	}
+	return nil
 }
 
 // end reads the end record, which must match what was read and be last.

@@ -38,7 +38,8 @@ type Memory interface {
 	Record(ctx context.Context, v domain.PageView) error
 	RecordAll(ctx context.Context, page domain.PageURL, visitors []domain.VisitorID) error
 	Visitors(ctx context.Context, page domain.PageURL) (domain.Count, error)
-	Each(fn func(page string, visitors []domain.VisitorID) error) error
+	RestoreSketch(ctx context.Context, page domain.PageURL, sketch []byte) error
+	Each(fn func(page string, visitors []domain.VisitorID, sketch []byte) error) error
 	Pages(ctx context.Context) ([]domain.PageCount, error)
 }
 

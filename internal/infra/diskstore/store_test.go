@@ -3,8 +3,10 @@ package diskstore
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -582,5 +584,77 @@ func TestSnapshotBetweenMemoryAndLog(t *testing.T) {
 	defer r.Close()
 	if got := r.counts(t, 1); got[0] != 1 {
 		t.Errorf("%d visitors after the crash, want the 1 acknowledged", got[0])
+	}
+}
+
+// openMem opens dir as open does, into mem.
+func openMem(tb testing.TB, dir string, mem *memstore.Store) opened {
+	tb.Helper()
+	var logs bytes.Buffer
+	s, err := Open(Options{
+		Dir: dir, Sync: SyncAlways, SyncInterval: 10 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil)),
+	}, mem)
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	return opened{Store: s, mem: mem, logs: &logs}
+}
+
+// Under a memory limit, a page that became an estimate is written to the
+// snapshot as its sketch; after a crash, the sketch and the log after it give
+// back the same estimate, and the page is still one.
+func TestEstimatedPagesSurviveCrash(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	limit := memstore.Options{MemoryLimit: 48 << 10} // room for the small pages only
+	s := openMem(t, dir, memstore.NewWith(limit))
+	fill(t, s, sizes)
+	if err := s.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	for v := range 1000 { // one writer: the log holds them in the order applied
+		s.record(t, 3, 5000+v)
+	}
+	want := make([]domain.Count, len(sizes))
+	for p := range sizes {
+		want[p], _ = s.Visitors(context.Background(), view(t, p, 0).Page)
+	}
+	if want[3].Exact() {
+		t.Fatalf("page 3: %+v, want an estimate: the test no longer tests sketches", want[3])
+	}
+	s.crash()
+
+	r := openMem(t, dir, memstore.NewWith(limit))
+	defer r.Close()
+	for p := range sizes {
+		if got, _ := r.Visitors(context.Background(), view(t, p, 0).Page); got != want[p] {
+			t.Errorf("page %d after a crash: %+v, want %+v", p, got, want[p])
+		}
+	}
+}
+
+// A snapshot of format version 1, from before estimated pages, still reads.
+func TestSnapshotVersion1(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	page := view(t, 0, 0).Page.String()
+	b := append([]byte(snapMagic), 1, 0, 0, 0) // version 1
+	b = binary.LittleEndian.AppendUint64(b, 1) // next log
+	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
+	rec := binary.AppendUvarint(nil, uint64(len(page)))
+	rec = append(rec, page...)
+	rec = binary.AppendUvarint(rec, 2) // two visitors, no kind byte
+	rec = binary.LittleEndian.AppendUint64(rec, view(t, 0, 1).Visitor.Hash())
+	rec = binary.LittleEndian.AppendUint64(rec, view(t, 0, 2).Visitor.Hash())
+	rec = binary.LittleEndian.AppendUint32(rec, crc32.Checksum(rec, crcTable))
+	end := append([]byte{0}, binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint64(nil, 1), 2)...)
+	end = binary.LittleEndian.AppendUint32(end, crc32.Checksum(end, crcTable))
+	writeFile(t, filepath.Join(dir, snapshotName), append(append(b, rec...), end...))
+
+	s := mustOpen(t, dir, SyncAlways)
+	defer s.Close()
+	if got := s.counts(t, 1); got[0] != 2 {
+		t.Errorf("page 0: %d visitors from a version 1 snapshot, want 2", got[0])
 	}
 }

@@ -80,7 +80,7 @@ func TestPageFree(t *testing.T) {
 		// A late writer, which found the page before it was removed: it
 		// adds nothing, neither a visitor nor a byte, to a page that is gone.
 		for i := range 100 {
-			if added, grown := p.add(visitorN(t, n+i).Hash()); added != 0 || grown != 0 {
+			if added, grown := p.add(visitorN(t, n+i).Hash(), visitorN(t, n+i).Hash()); added != 0 || grown != 0 {
 				t.Fatalf("%d visitors: add to a freed page = %d visitors, %d bytes; want none", n, added, grown)
 			}
 		}

@@ -15,12 +15,17 @@ import (
 // writers wait for a copy, never for fn. A visitor recorded during the walk
 // may or may not be seen.
 //
-// visitors is reused from one call of fn to the next: fn must not keep it.
-func (s *Store) Each(fn func(page string, visitors []domain.VisitorID) error) error {
+// An estimated page has no list of visitors: fn gets its sketch instead,
+// marshaled (for RestoreSketch), and visitors nil.
+//
+// visitors and sketch are reused from one call of fn to the next: fn must
+// not keep them.
+func (s *Store) Each(fn func(page string, visitors []domain.VisitorID, sketch []byte) error) error {
 	var (
 		keys  []string
 		pages []*page
 		buf   []domain.VisitorID
+		sk    []byte
 	)
 	for i := range s.shards {
 		sh := &s.shards[i]
@@ -33,10 +38,16 @@ func (s *Store) Each(fn func(page string, visitors []domain.VisitorID) error) er
 		sh.mu.RUnlock()
 		for j, p := range pages {
 			var exact bool
-			if buf, exact = p.appendVisitors(buf[:0], s); !exact {
-				return fmt.Errorf("memstore: page %s is estimated: a sketch cannot list its visitors", keys[j])
+			if buf, exact = p.appendVisitors(buf[:0], s); exact {
+				if err := fn(keys[j], buf, nil); err != nil {
+					return err
+				}
+				continue
 			}
-			if err := fn(keys[j], buf); err != nil {
+			p.mu.Lock() // a conversion holds it until the sketch is whole
+			sk = p.sketch.appendMarshal(sk[:0])
+			p.mu.Unlock()
+			if err := fn(keys[j], nil, sk); err != nil {
 				return err
 			}
 		}
@@ -102,6 +113,45 @@ func (s *Store) Pages(ctx context.Context) ([]domain.PageCount, error) {
 	return out, nil
 }
 
+// RestoreSketch reads a sketch that Each gave back into page, as a durable
+// store does on start. A sketch cannot be merged with other visitors (their
+// scrambles differ), so if the page has visitors already, which only a page
+// identity rule turned on since the sketch was written can bring about (by
+// making two pages one), the page keeps whichever of the two counts more:
+// an undercount of that page, never an overcount. Malformed data is rejected
+// with an error that matches domain.ErrInvalid; ctx is unused, as in Record.
+func (s *Store) RestoreSketch(ctx context.Context, page domain.PageURL, data []byte) error {
+	if page.IsZero() {
+		return fmt.Errorf("memstore: restore a sketch of a zero page: %w", domain.ErrInvalid)
+	}
+	sk, err := unmarshalSketch(s.arena, data)
+	if err != nil {
+		return fmt.Errorf("memstore: %w: %v", domain.ErrInvalid, err)
+	}
+	key := page.String()
+	sh := s.shardOf(key)
+	p := s.page(sh, key)
+	p.touch(s.now.Load())
+	if p.visitors.Load() >= sk.count() && p.visitors.Load() > 0 {
+		sk.release(s.arena)
+		return nil
+	}
+	grown := int64(0)
+	if saved, ok := p.convert(s); ok {
+		grown -= saved
+		s.estimated.Add(1)
+	}
+	p.mu.Lock()
+	old, before := p.sketch, p.visitors.Load()
+	p.sketch = sk
+	p.visitors.Store(sk.count())
+	p.mu.Unlock()
+	old.release(s.arena)
+	sh.pairs.Add(sk.count() - before)
+	s.grew(grown)
+	return nil
+}
+
 // RecordAll adds the visitors of one page, as Record does for each, with one
 // lookup of the page: it is how a durable store reads a page back. Like
 // Record, it rejects a zero page or visitor, and ctx is unused.
@@ -120,7 +170,7 @@ func (s *Store) RecordAll(ctx context.Context, page domain.PageURL, visitors []d
 	p.touch(s.now.Load())
 	var added, grown int64
 	for _, v := range visitors {
-		a, g := p.add(s.slotKey(v.Hash()))
+		a, g := p.add(s.slotKey(v.Hash()), v.Hash())
 		added += a
 		grown += g
 	}

@@ -2,10 +2,11 @@ package memstore
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"maps"
+	"math"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 
@@ -17,7 +18,10 @@ import (
 func dump(tb testing.TB, s *Store) map[string][]uint64 {
 	tb.Helper()
 	got := make(map[string][]uint64)
-	err := s.Each(func(page string, visitors []domain.VisitorID) error {
+	err := s.Each(func(page string, visitors []domain.VisitorID, sketch []byte) error {
+		if sketch != nil {
+			tb.Errorf("Each gave a sketch for page %q of an exact store", page)
+		}
 		if _, dup := got[page]; dup {
 			tb.Errorf("Each gave page %q twice", page)
 		}
@@ -140,7 +144,7 @@ func TestEachStopsAtError(t *testing.T) {
 	record(t, s, pageN(t, 2), visitorN(t, 1))
 	stop := errors.New("stop")
 	calls := 0
-	err := s.Each(func(string, []domain.VisitorID) error { calls++; return stop })
+	err := s.Each(func(string, []domain.VisitorID, []byte) error { calls++; return stop })
 	if !errors.Is(err, stop) || calls != 1 {
 		t.Errorf("Each = %v after %d calls, want fn's error after 1", err, calls)
 	}
@@ -161,14 +165,87 @@ func TestRecordAllRejectsZeroValues(t *testing.T) {
 	}
 }
 
-// A sketch cannot list its visitors: Each says so rather than write a page
-// out with none.
-func TestEachRefusesEstimatedPages(t *testing.T) {
+// A store's estimated pages go out through Each as sketches and come back
+// through RestoreSketch as they were: same counts, still estimates, and, the
+// sketch keeping its own scramble, visitors seen before are not counted
+// again, while new ones are.
+func TestSketchRoundTrip(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const pages, perPage = 4, 3000
+	// Room for one or two pages exact: the others become sketches.
+	s := NewWith(Options{MemoryLimit: 90_000})
+	for p := range pages {
+		for i := range perPage {
+			record(t, s, pageN(t, p), visitorN(t, i))
+		}
+	}
+	if st := s.Stats(); st.Estimated == 0 || st.Estimated == pages {
+		t.Fatalf("Stats() = %+v: want some pages estimated and some exact", st)
+	}
+
+	r := New()
+	sketches := 0
+	err := s.Each(func(page string, visitors []domain.VisitorID, sketch []byte) error {
+		u := storetest.Page(t, page)
+		if sketch != nil {
+			sketches++
+			if visitors != nil {
+				t.Errorf("%s: both visitors and a sketch", page)
+			}
+			return r.RestoreSketch(ctx, u, sketch)
+		}
+		return r.RecordAll(ctx, u, visitors)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := s.Stats().Estimated; int64(sketches) != want {
+		t.Errorf("Each gave %d sketches, the store has %d estimated pages", sketches, want)
+	}
+	for p := range pages {
+		before, _ := s.Visitors(ctx, pageN(t, p))
+		after, _ := r.Visitors(ctx, pageN(t, p))
+		if before != after {
+			t.Errorf("page %d: %+v before, %+v read back", p, before, after)
+		}
+		for i := range perPage {
+			record(t, r, pageN(t, p), visitorN(t, i))
+		}
+		if again, _ := r.Visitors(ctx, pageN(t, p)); again != before {
+			t.Errorf("page %d: %+v after its visitors came again, want %+v", p, again, before)
+		}
+		for i := range 1000 {
+			record(t, r, pageN(t, p), visitorN(t, perPage+i))
+		}
+		if more, _ := r.Visitors(ctx, pageN(t, p)); math.Abs(float64(more.Visitors-before.Visitors-1000)) > 30 {
+			t.Errorf("page %d: %d after 1000 new visitors, want about %d", p, more.Visitors, before.Visitors+1000)
+		}
+	}
+	if st := r.Stats(); st.Estimated != int64(sketches) {
+		t.Errorf("read back: Stats() = %+v, want %d estimated pages", st, sketches)
+	}
+}
+
+func TestRestoreSketchRejectsBadData(t *testing.T) {
 	t.Parallel()
 	s := NewWith(Options{Approximate: true})
 	record(t, s, pageN(t, 1), visitorN(t, 1))
-	err := s.Each(func(string, []domain.VisitorID) error { return nil })
-	if err == nil || !strings.Contains(err.Error(), "estimated") {
-		t.Errorf("Each over an estimated page = %v, want an error saying it is estimated", err)
+	var good []byte
+	_ = s.Each(func(_ string, _ []domain.VisitorID, sk []byte) error { good = slices.Clone(sk); return nil })
+	bad := func(change func([]byte)) []byte { b := slices.Clone(good); change(b); return b }
+	for name, data := range map[string][]byte{
+		"short":             good[:len(good)-1],
+		"register past 52":  bad(func(b []byte) { b[16] = 53 << 2 }),
+		"flags of an empty": bad(func(b []byte) { b[16] = 1 }),
+		"negative estimate": bad(func(b []byte) { binary.LittleEndian.PutUint64(b[8:], math.Float64bits(-1)) }),
+		"not a number":      bad(func(b []byte) { binary.LittleEndian.PutUint64(b[8:], math.Float64bits(math.NaN())) }),
+	} {
+		if err := New().RestoreSketch(context.Background(), pageN(t, 2), data); !errors.Is(err, domain.ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", name, err)
+		}
+	}
+	if err := New().RestoreSketch(context.Background(), pageN(t, 2), good); err != nil {
+		t.Errorf("the good one: %v", err)
 	}
 }

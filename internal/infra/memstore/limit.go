@@ -51,7 +51,7 @@ func (s *Store) shrink() {
 		if s.used() <= target {
 			return
 		}
-		if saved, ok := c.p.convert(s.arena); ok {
+		if saved, ok := c.p.convert(s); ok {
 			s.bytes.Add(-saved)
 			s.estimated.Add(1)
 			s.conversions.Add(1)

@@ -1,8 +1,11 @@
 package memstore
 
 import (
+	"encoding/binary"
+	"fmt"
 	"math"
 	"math/bits"
+	"math/rand/v2"
 )
 
 // sketch estimates the distinct values added to it in sketchBytes of
@@ -14,8 +17,9 @@ import (
 // registers (SketchRelativeError: 0.73% for m = 8192 one-byte registers);
 // Redis's HyperLogLog takes 12 KiB for 0.81%.
 //
-// A value picks its register by its top sketchBits bits, and an update value
-// k from the rest: one plus the number of leading zeros of the remaining
+// A visitor hash is first scrambled with the sketch's own random key (see
+// key). The result picks its register by its top sketchBits bits, and an
+// update value k from the rest: one plus the number of leading zeros of the remaining
 // 64-sketchBits bits, so k is j with probability 2^-j (and the largest,
 // maxUpdate, with the probability of the one before). A register keeps the
 // largest k it has seen, u, and whether it has seen u-1 and u-2: a HyperLogLog
@@ -35,7 +39,13 @@ import (
 // heap like the exact sets. A sketch is not safe for concurrent use; its page
 // locks it.
 type sketch struct {
-	regs     []uint64
+	regs []uint64
+	// key is random per sketch, and kept with it (see marshal). The
+	// visitor hash is public, so without a secret scramble, ids crafted
+	// to set high update values would each make the estimate jump; and the
+	// key is the sketch's own, not the store's, so that a sketch read back
+	// by another process goes on with the same scramble.
+	key      uint64
 	estimate float64
 	// change is Σ over registers of the probability that a value which
 	// picks the register changes it: μ·sketchRegisters.
@@ -59,15 +69,15 @@ const (
 // measures it over a thousand sketches.
 var SketchRelativeError = 0.658 / math.Sqrt(sketchRegisters)
 
-// newSketch returns an empty sketch whose estimate starts at count, with its
-// registers from a.
-func newSketch(a *arena, count int64) *sketch {
-	return &sketch{regs: a.alloc(sketchWords), estimate: float64(count), change: sketchRegisters}
+// newSketch returns an empty sketch with a random key, its registers from a.
+func newSketch(a *arena) *sketch {
+	return &sketch{regs: a.alloc(sketchWords), key: rand.Uint64(), change: sketchRegisters}
 }
 
-// add adds the value h, well mixed, and reports whether it changed the
-// sketch: a value seen before never does.
-func (s *sketch) add(h uint64) bool {
+// add adds the visitor hash v and reports whether it changed the sketch: a
+// visitor seen before never does.
+func (s *sketch) add(v uint64) bool {
+	h := fmix64(v ^ s.key)
 	i := h >> (64 - sketchBits)
 	k := uint64(bits.LeadingZeros64(h<<sketchBits)) + 1
 	k = min(k, maxUpdate)
@@ -83,17 +93,57 @@ func (s *sketch) add(h uint64) bool {
 	return true
 }
 
-// addAll adds the non-zero values of a set's table, leaving the estimate as
-// it is: it is for moving a page's exact visitors into its sketch, whose
-// estimate is then set to their exact number.
-func (s *sketch) addAll(slots []uint64) {
+// addAll adds the visitors of a set's table, whose values visitor turns
+// back into visitor hashes, leaving the estimate as it is: it is for moving
+// a page's exact visitors into its sketch, whose estimate is then set to
+// their exact number.
+func (s *sketch) addAll(slots []uint64, visitor func(slot uint64) uint64) {
 	e := s.estimate
-	for _, h := range slots {
-		if h != 0 {
-			s.add(h)
+	for _, k := range slots {
+		if k != 0 {
+			s.add(visitor(k))
 		}
 	}
 	s.estimate = e
+}
+
+// marshaledSize is the size of a marshaled sketch: its key, its estimate
+// and its registers.
+const marshaledSize = 8 + 8 + sketchBytes
+
+// appendMarshal appends the sketch's state to b, for a snapshot.
+func (s *sketch) appendMarshal(b []byte) []byte {
+	b = binary.LittleEndian.AppendUint64(b, s.key)
+	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(s.estimate))
+	for _, w := range s.regs {
+		b = binary.LittleEndian.AppendUint64(b, w)
+	}
+	return b
+}
+
+// unmarshalSketch reads a sketch that appendMarshal wrote, its registers in a.
+func unmarshalSketch(a *arena, b []byte) (*sketch, error) {
+	if len(b) != marshaledSize {
+		return nil, fmt.Errorf("a sketch is %d bytes, not %d", marshaledSize, len(b))
+	}
+	s := &sketch{key: binary.LittleEndian.Uint64(b), estimate: math.Float64frombits(binary.LittleEndian.Uint64(b[8:]))}
+	if math.IsNaN(s.estimate) || s.estimate < 0 || s.estimate > math.MaxInt64/2 {
+		return nil, fmt.Errorf("a sketch's estimate %g is out of range", s.estimate)
+	}
+	regs := b[16:]
+	for i := range sketchRegisters {
+		if r := uint64(regs[i]); !validRegister(r) {
+			return nil, fmt.Errorf("register %d holds %#x, which no sketch does", i, r)
+		}
+	}
+	s.regs = a.alloc(sketchWords)
+	for i := range s.regs {
+		s.regs[i] = binary.LittleEndian.Uint64(regs[8*i:])
+	}
+	for i := range sketchRegisters {
+		s.change += changeProbability(uint64(regs[i]))
+	}
+	return s, nil
 }
 
 // count returns the estimate, rounded.
@@ -108,6 +158,21 @@ func (s *sketch) release(a *arena) int64 {
 	a.free(s.regs)
 	s.regs = nil
 	return sketchBytes
+}
+
+// validRegister reports whether some values make register r: u at most
+// maxUpdate, and no value below 1 seen.
+func validRegister(r uint64) bool {
+	switch u := r >> 2; {
+	case u == 0:
+		return r == 0
+	case u == 1:
+		return r&3 == 0
+	case u == 2:
+		return r&1 == 0
+	default:
+		return u <= maxUpdate
+	}
 }
 
 // nextRegister returns register r after a value with update value k.

@@ -67,7 +67,7 @@ func TestChangeProbability(t *testing.T) {
 func TestSketchCountsSmallSetsClosely(t *testing.T) {
 	t.Parallel()
 	a := newArena()
-	s := newSketch(a, 0)
+	s := newSketch(a)
 	rng := rand.New(rand.NewPCG(1, 2))
 	values := make([]uint64, 1000)
 	for i := range values {
@@ -111,7 +111,7 @@ func TestSketchError(t *testing.T) {
 	var sum, sumSq float64
 	for trial := range trials {
 		rng := rand.New(rand.NewPCG(uint64(trial), 42))
-		s := newSketch(a, 0)
+		s := newSketch(a)
 		for range n {
 			s.add(rng.Uint64())
 		}

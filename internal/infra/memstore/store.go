@@ -136,11 +136,12 @@ func (s *Store) Record(ctx context.Context, v domain.PageView) error {
 	}
 	key := v.Page.String()
 	sh := s.shardOf(key)
-	h := s.slotKey(v.Visitor.Hash())
+	hash := v.Visitor.Hash()
+	slot := s.slotKey(hash)
 	for {
 		p := s.page(sh, key)
 		p.touch(s.now.Load())
-		added, grown := p.add(h)
+		added, grown := p.add(slot, hash)
 		if added != 0 {
 			sh.pairs.Add(added)
 		}
@@ -294,7 +295,7 @@ func (s *Store) page(sh *shard, key string) *page {
 	p = &page{small: set{arena: s.arena}}
 	grown := keepingBytes(key)
 	if s.opts.Approximate {
-		p.sketch = newSketch(s.arena, 0)
+		p.sketch = newSketch(s.arena)
 		p.sketched.Store(true)
 		s.estimated.Add(1)
 		grown += sketchBytes
@@ -394,10 +395,11 @@ type stripe struct {
 	_   [cacheLine]byte
 }
 
-// add inserts the visitor value h and reports by how much the page's count
-// rose (1 or 0 for an exact page; for a sketch, however its rounded estimate
-// moved) and by how many bytes the tables grew.
-func (p *page) add(h uint64) (added, grown int64) {
+// add inserts the visitor of hash v, whose value in the tables is h (see
+// slotKey), and reports by how much the page's count rose (1 or 0 for an
+// exact page; for a sketch, however its rounded estimate moved) and by how
+// many bytes the tables grew.
+func (p *page) add(h, v uint64) (added, grown int64) {
 	if !p.sketched.Load() {
 		var done bool
 		if st := p.striped.Load(); st != nil {
@@ -410,9 +412,9 @@ func (p *page) add(h uint64) (added, grown int64) {
 		}
 		// The page was sketched while this writer waited for its lock;
 		// grown is a split it made before.
-		return p.addSketch(h), grown
+		return p.addSketch(v), grown
 	}
-	return p.addSketch(h), 0
+	return p.addSketch(v), 0
 }
 
 // addSmall inserts h into the page's single set, or splits the page when that
@@ -465,11 +467,11 @@ func (p *page) insert(s *set, h uint64) (added, grown int64) {
 	return 1, grown
 }
 
-// addSketch adds h to the page's sketch.
-func (p *page) addSketch(h uint64) (added int64) {
+// addSketch adds the visitor of hash v to the page's sketch.
+func (p *page) addSketch(v uint64) (added int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.removed.Load() || !p.sketch.add(h) {
+	if p.removed.Load() || !p.sketch.add(v) {
 		return 0
 	}
 	n := p.sketch.count()
@@ -480,23 +482,24 @@ func (p *page) addSketch(h uint64) (added int64) {
 	return max(added, 0)
 }
 
-// convert moves the page's visitors into a sketch in a, whose estimate starts
-// at their exact number, and reports how many bytes that saved (negative if
-// it cost). A sketched or removed page is left as it is (ok = false).
-func (p *page) convert(a *arena) (saved int64, ok bool) {
+// convert moves the page's visitors into a sketch in the arena of s, whose
+// estimate starts at their exact number, and reports how many bytes that
+// saved (negative if it cost). A sketched or removed page is left as it is
+// (ok = false).
+func (p *page) convert(s *Store) (saved int64, ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.sketched.Load() || p.removed.Load() {
 		return 0, false
 	}
-	sk := newSketch(a, 0)
+	sk := newSketch(s.arena)
 	saved = -int64(sketchBytes)
 	if st := p.striped.Load(); st != nil {
 		for i := range st {
 			st[i].mu.Lock()
 		}
 		for i := range st {
-			sk.addAll(st[i].set.slots)
+			sk.addAll(st[i].set.slots, s.visitorHash)
 		}
 		p.publish(sk)
 		for i := range st {
@@ -506,7 +509,7 @@ func (p *page) convert(a *arena) (saved int64, ok bool) {
 		saved += stripeCount * stripeSize
 		p.striped.Store(nil)
 	} else {
-		sk.addAll(p.small.slots)
+		sk.addAll(p.small.slots, s.visitorHash)
 		p.publish(sk)
 		saved += p.small.release()
 	}
