@@ -61,10 +61,13 @@ func VisitorFromHash(h uint64) (VisitorID, error) {
 // IsZero reports whether v is the zero VisitorID, which no parser returns.
 func (v VisitorID) IsZero() bool { return v.hash == 0 }
 
-// PageView is one visit of one page by one visitor. Both parts are valid.
+// PageView is one visit of one page by one visitor. Page and Visitor are
+// valid; At is when, or zero for a view that counts for the all-time
+// figures only.
 type PageView struct {
 	Page    PageURL
 	Visitor VisitorID
+	At      Quarter
 }
 
 // NewPageView validates a raw event under the page identity rules of p.

@@ -102,7 +102,9 @@ func (s *Store) remove(c candidate) {
 	delete(c.sh.pages, c.key)
 	c.sh.mu.Unlock()
 	// After free, which no writer adds past: the count is final.
-	s.bytes.Add(-c.p.free(s.arena) - keepingBytes(c.key))
+	dayBytes, triples := c.p.days.free(s.arena)
+	s.bytes.Add(-c.p.free(s.arena) - dayBytes - keepingBytes(c.key))
+	s.triples.Add(-triples)
 	c.sh.pairs.Add(-c.p.visitors.Load())
 	if c.p.sketched.Load() {
 		s.estimated.Add(-1)

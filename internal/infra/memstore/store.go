@@ -67,6 +67,9 @@ type Store struct {
 	shrinking sync.Mutex
 
 	estimated, conversions, evicted, expired atomic.Int64
+	// triples counts the (page, visitor, day) the days of every page hold;
+	// daysDropped the (page, day) that DropDays has forgotten.
+	triples, daysDropped atomic.Int64
 }
 
 // Options are a Store's limits. The zero Options keep every count exact, in
@@ -108,6 +111,9 @@ type Stats struct {
 	// Evicted the pages forgotten under it; Expired the pages removed by
 	// Expire.
 	Conversions, Evicted, Expired int64
+	// Triples is the number of distinct (page, visitor, UTC day) the days
+	// hold; DaysDropped counts the (page, day) DropDays has forgotten.
+	Triples, DaysDropped int64
 }
 
 // New returns an empty Store that keeps every count exact and has no memory
@@ -144,6 +150,13 @@ func (s *Store) Record(ctx context.Context, v domain.PageView) error {
 		added, grown := p.add(slot, hash)
 		if added != 0 {
 			sh.pairs.Add(added)
+		}
+		if !v.At.IsZero() {
+			newDay, g := p.days.add(s.arena, v.At.Day(), slot, v.At.OfDay())
+			if newDay {
+				s.triples.Add(1)
+			}
+			grown += g
 		}
 		if grown != 0 {
 			s.grew(grown)
@@ -240,7 +253,8 @@ func (s *Store) Visitors(ctx context.Context, page domain.PageURL) (domain.Count
 // one shard at a time, and never scans the pages.
 func (s *Store) Stats() Stats {
 	st := Stats{Bytes: s.bytes.Load(), Slack: s.arena.slackBytes(), Limit: s.opts.MemoryLimit, Estimated: s.estimated.Load(),
-		Conversions: s.conversions.Load(), Evicted: s.evicted.Load(), Expired: s.expired.Load()}
+		Conversions: s.conversions.Load(), Evicted: s.evicted.Load(), Expired: s.expired.Load(),
+		Triples: s.triples.Load(), DaysDropped: s.daysDropped.Load()}
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.RLock()
@@ -363,6 +377,9 @@ type page struct {
 	// holds it then adds nothing, so that it counts no visitor and no byte
 	// for a page that is gone (Record then tries the page anew).
 	removed atomic.Bool
+	// days are the page's visitors day by day, for time ranges; they have
+	// locks of their own (see timeline).
+	days timeline
 }
 
 // count returns the page's count.

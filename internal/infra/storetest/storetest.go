@@ -17,11 +17,15 @@ type Store interface {
 	Record(ctx context.Context, v domain.PageView) error
 	Visitors(ctx context.Context, page domain.PageURL) (domain.Count, error)
 	Pages(ctx context.Context) ([]domain.PageCount, error)
+	Range(ctx context.Context, page domain.PageURL, periods []domain.Period) (domain.RangeCount, error)
+	PagesIn(ctx context.Context, p domain.Period) ([]domain.PageCount, error)
 }
 
 // Run runs the suite; open returns a new, empty store for each test, and
-// cleans it up with t.Cleanup.
+// cleans it up with t.Cleanup. The store must keep the days of the suite,
+// which are in 2026: a retention of ten years or more.
 func Run(t *testing.T, open func(t *testing.T) Store) {
+	runRanges(t, open)
 	t.Run("UnknownPageIsZero", func(t *testing.T) {
 		t.Parallel()
 		s := open(t)
