@@ -58,6 +58,7 @@ type config struct {
 	memoryLimit     int64
 	memoryLimitFrom string
 	pageTTL         time.Duration
+	retention       domain.Retention
 
 	dataDir          string
 	snapshotInterval time.Duration
@@ -110,6 +111,11 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*
 	fs.Func("memory-limit", "memory store: bytes it may hold (e.g. 512MiB); past it the largest pages become estimates (8 KiB, 0.73%), then the longest idle pages go; default: GOMEMLIMIT when set, else none", func(v string) (err error) {
 		c.memoryLimit, err = parseBytes(v)
 		c.memoryLimitFrom = "-memory-limit"
+		return err
+	})
+	c.retention = domain.DefaultRetention
+	fs.Func("retention", "days of visits kept for time ranges, e.g. 400d (all-time counts are kept regardless) (default 400d)", func(v string) (err error) {
+		c.retention, err = parseRetention(v)
 		return err
 	})
 	fs.DurationVar(&c.pageTTL, "page-ttl", 0, "memory store: a page with no event for this long is removed (0 = kept forever)")
@@ -252,4 +258,13 @@ func parseBytes(v string) (int64, error) {
 		return 0, fmt.Errorf("%q is not a size in bytes (e.g. 512MiB)", v)
 	}
 	return n * size, nil
+}
+
+// parseRetention reads a number of days, written 400d or 400.
+func parseRetention(v string) (domain.Retention, error) {
+	n, err := strconv.Atoi(strings.TrimSuffix(v, "d"))
+	if err != nil || n < 1 || n > 100*366 {
+		return domain.Retention{}, fmt.Errorf("%q is not a number of days from 1 to 36600, such as 400d", v)
+	}
+	return domain.Retention{Days: n}, nil
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	_ "time/tzdata" // the zones of time ranges, on machines without a zone database
 )
 
 // version is stamped at build time by the Makefile (-ldflags -X).

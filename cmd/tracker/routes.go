@@ -20,7 +20,9 @@ import (
 type store interface {
 	ingest.Recorder
 	visitors.Counter
+	visitors.RangeCounter
 	pages.Lister
+	pages.RangeLister
 }
 
 // deps is what the handlers are built from; run makes each part.
@@ -35,6 +37,7 @@ type deps struct {
 	limiter        *web.RateLimiter // nil: no rate limit
 	clientIPs      *web.ClientIPs
 	requestTimeout time.Duration
+	clock          domain.Clock // now and the retention, for times and ranges
 
 	sites           ingest.Sites // nil: every host
 	corsOrigins     string       // may send events from a browser
@@ -52,7 +55,7 @@ type route struct {
 // gets. What every request gets is in newHandler.
 func routes(d deps) []route {
 	ingestCORS := web.NewCORS(d.corsOrigins, http.MethodPost)
-	ingestHandler := web.Chain(ingest.Handler(d.store, d.policy, d.sites), ingestCORS.Middleware())
+	ingestHandler := web.Chain(ingest.Handler(d.store, d.policy, d.sites, d.clock), ingestCORS.Middleware())
 	if d.limiter != nil {
 		ingestHandler = web.Limit(d.limiter, d.clientIPs)(ingestHandler)
 	}
@@ -64,9 +67,11 @@ func routes(d deps) []route {
 	return []route{
 		{http.MethodPost, "/api/v1/events", ingestHandler},
 		{http.MethodOptions, "/api/v1/events", ingestCORS.Preflight()},
-		{http.MethodGet, "/api/v1/visitors", read(visitors.Handler(d.store, d.policy))},
+		{http.MethodGet, "/api/v1/visitors", read(visitors.Handler(d.store, d.store, d.policy, d.clock))},
 		{http.MethodOptions, "/api/v1/visitors", readCORS.Preflight()},
-		{http.MethodGet, "/api/v1/pages", read(pages.Handler(d.store, time.Second, time.Now))},
+		{http.MethodGet, "/api/v1/visitors/daily", read(visitors.Daily(d.store, d.policy, d.clock))},
+		{http.MethodOptions, "/api/v1/visitors/daily", readCORS.Preflight()},
+		{http.MethodGet, "/api/v1/pages", read(pages.Handler(d.store, d.store, time.Second, d.clock))},
 		{http.MethodOptions, "/api/v1/pages", readCORS.Preflight()},
 		{http.MethodGet, "/", dashboard.Handler("index.html", "text/html; charset=utf-8")},
 		{http.MethodGet, "/dashboard.js", dashboard.Handler("dashboard.js", "text/javascript; charset=utf-8")},

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/webtracker/tracker/internal/domain"
 	"github.com/webtracker/tracker/internal/features/ingest"
 	"github.com/webtracker/tracker/internal/infra/diskstore"
 	"github.com/webtracker/tracker/internal/infra/memstore"
@@ -148,6 +149,7 @@ func newDeps(cfg *config, logger *slog.Logger, sto *openedStore, ready *atomic.B
 		limiter:        limiter,
 		clientIPs:      web.NewClientIPs(cfg.trustedProxies),
 		requestTimeout: cfg.requestTimeout,
+		clock:          domain.Clock{Retention: cfg.retention, Now: time.Now},
 
 		sites:           ingest.ParseSites(cfg.sites),
 		corsOrigins:     cfg.corsOrigins,
@@ -181,12 +183,19 @@ func openStore(cfg *config, logger *slog.Logger) (*openedStore, error) {
 		metrics: metrics.New(func() metrics.StoreStats {
 			st := mem.Stats()
 			return metrics.StoreStats{Pages: st.Pages, Estimated: st.Estimated, Pairs: st.Pairs, Bytes: st.Bytes + st.Slack,
-				Limit: st.Limit, Conversions: st.Conversions, Evicted: st.Evicted, Expired: st.Expired}
+				Limit: st.Limit, Conversions: st.Conversions, Evicted: st.Evicted, Expired: st.Expired,
+				Triples: st.Triples, DaysDropped: st.DaysDropped}
 		})}
 	logger.Info("store", "kind", "memory", "counting", cfg.counting, "memory_limit", cfg.memoryLimit,
-		"memory_limit_from", cfg.memoryLimitFrom, "page_ttl", cfg.pageTTL)
+		"memory_limit_from", cfg.memoryLimitFrom, "page_ttl", cfg.pageTTL, "retention_days", cfg.retention.Days)
+	o.close = every(time.Hour, func(now time.Time) {
+		if n := mem.DropDays(cfg.retention.KeepFrom(now)); n > 0 {
+			logger.Info("days past the retention dropped", "days", n, "retention_days", cfg.retention.Days)
+		}
+	})
 	if cfg.pageTTL > 0 {
-		o.close = expireEvery(mem, cfg.pageTTL, logger)
+		stopDrop, stopExpire := o.close, expireEvery(mem, cfg.pageTTL, logger)
+		o.close = func() error { return errors.Join(stopExpire(), stopDrop()) }
 	}
 	if cfg.dataDir != "" {
 		ds, err := openDisk(cfg, logger, o.metrics, mem)
@@ -201,20 +210,27 @@ func openStore(cfg *config, logger *slog.Logger) (*openedStore, error) {
 // expireEvery removes the pages of mem idle for ttl, checking every quarter
 // of ttl (every minute at most), until the returned function is called.
 func expireEvery(mem *memstore.Store, ttl time.Duration, logger *slog.Logger) (stop func() error) {
-	tick := min(max(ttl/4, 10*time.Millisecond), time.Minute)
+	return every(min(max(ttl/4, 10*time.Millisecond), time.Minute), func(now time.Time) {
+		if n := mem.Expire(now, ttl); n > 0 {
+			logger.Debug("pages expired", "pages", n, "ttl", ttl)
+		}
+	})
+}
+
+// every calls fn at once, then every tick, in a goroutine of its own, until
+// the returned function is called, which waits for fn to return.
+func every(tick time.Duration, fn func(now time.Time)) (stop func() error) {
 	done, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(stopped)
 		t := time.NewTicker(tick)
 		defer t.Stop()
-		for {
+		for now := time.Now(); ; {
+			fn(now)
 			select {
 			case <-done:
 				return
-			case now := <-t.C:
-				if n := mem.Expire(now, ttl); n > 0 {
-					logger.Debug("pages expired", "pages", n, "ttl", ttl)
-				}
+			case now = <-t.C:
 			}
 		}
 	}()

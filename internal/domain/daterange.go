@@ -11,6 +11,13 @@ import (
 // All-time counts are not affected by it.
 type Retention struct{ Days int }
 
+// Clock is what the dates and times of requests are checked against: the
+// time now, and the retention of the stores.
+type Clock struct {
+	Retention Retention
+	Now       func() time.Time
+}
+
 // DefaultRetention is the retention unless configured otherwise.
 var DefaultRetention = Retention{Days: 400}
 
@@ -138,12 +145,12 @@ func ParseDateRange(from, to, tz string, now time.Time, r Retention) (DateRange,
 	switch {
 	case rng.To.Before(rng.From):
 		return DateRange{}, Validate(&FieldError{Field: "from", Reason: "must not be after to"})
-	case rng.Days() > r.Days:
-		return DateRange{}, Validate(&FieldError{Field: "to", Reason: "makes a range of " + strconv.Itoa(rng.Days()) +
-			" days, longer than the retention of " + days + " days"})
 	case rng.From.Before(first):
 		return DateRange{}, Validate(&FieldError{Field: "from", Reason: "must not be before " + first.String() +
 			": days older than the retention of " + days + " days are not kept"})
+	case rng.Days() > r.Days:
+		return DateRange{}, Validate(&FieldError{Field: "to", Reason: "makes a range of " + strconv.Itoa(rng.Days()) +
+			" days, longer than the retention of " + days + " days"})
 	}
 	for d := rng.From; !rng.To.AddDays(1).Before(d); d = d.AddDays(1) {
 		if d.start(zone).Unix()%QuarterSeconds != 0 {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -27,7 +28,7 @@ var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return
 
 // decodeRequest turns an HTTP request into a valid page view, or an error
 // that web.Error maps to 400, 413 or 415.
-func decodeRequest(r *http.Request, policy domain.URLPolicy) (domain.PageView, error) {
+func decodeRequest(r *http.Request, policy domain.URLPolicy, clock domain.Clock) (domain.PageView, error) {
 	if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
 		return domain.PageView{}, err
 	}
@@ -41,11 +42,36 @@ func decodeRequest(r *http.Request, policy domain.URLPolicy) (domain.PageView, e
 	if err != nil {
 		return domain.PageView{}, err
 	}
-	visitorID, rawURL, err := decodeEvent(body)
+	visitorID, rawURL, rawTime, err := decodeEvent(body)
 	if err != nil {
 		return domain.PageView{}, err
 	}
-	return policy.NewPageView(visitorID, rawURL)
+	v, verr := policy.NewPageView(visitorID, rawURL)
+	var terr error
+	v.At, terr = timeOf(clock, rawTime)
+	if terr != nil {
+		// Every bad field at once: the visitor's and the URL's, then the time's.
+		errs := []error{}
+		for _, fe := range domain.FieldErrors(verr) {
+			errs = append(errs, fe)
+		}
+		return domain.PageView{}, domain.Validate(append(errs, terr)...)
+	}
+	return v, verr
+}
+
+// timeOf returns the quarter of an event's time, given as RFC 3339 text,
+// or of now for none.
+func timeOf(c domain.Clock, raw []byte) (domain.Quarter, error) {
+	now := c.Now()
+	if raw == nil {
+		return domain.QuarterOf(now), nil
+	}
+	t, err := time.Parse(time.RFC3339, string(raw))
+	if err != nil {
+		return 0, &domain.FieldError{Field: "time", Reason: "must be an RFC 3339 timestamp, such as 2026-12-01T09:30:00Z"}
+	}
+	return c.Retention.CheckTime(t, now)
 }
 
 // checkContentType accepts application/json, text/plain (what
@@ -106,31 +132,34 @@ func readBody(r io.Reader, buf []byte) ([]byte, error) {
 //
 // The visitor id is returned in place, inside body when it has no escapes:
 // only its hash is kept, so it is never copied.
-func decodeEvent(body []byte) (visitorID []byte, rawURL string, err error) {
+func decodeEvent(body []byte) (visitorID []byte, rawURL string, rawTime []byte, err error) {
 	p := parser{b: body}
 	ev, ok := p.event()
 	switch {
 	case !ok:
-		return nil, "", p.err()
+		return nil, "", nil, p.err()
 	case ev.notObject:
-		return nil, "", fmt.Errorf("%w: the body must be a JSON object", web.ErrMalformedBody)
+		return nil, "", nil, fmt.Errorf("%w: the body must be a JSON object", web.ErrMalformedBody)
 	case ev.twice != "":
-		return nil, "", fmt.Errorf("%w: field %q is given twice", web.ErrMalformedBody, ev.twice)
+		return nil, "", nil, fmt.Errorf("%w: field %q is given twice", web.ErrMalformedBody, ev.twice)
 	}
-	var fieldErrs [2]error
+	var fieldErrs [3]error
 	visitorID, fieldErrs[0] = stringField("visitor_id", body, ev.visitorID)
 	u, uerr := stringField("url", body, ev.url)
 	fieldErrs[1] = uerr
 	if uerr == nil {
 		rawURL = string(u)
 	}
-	return visitorID, rawURL, domain.Validate(fieldErrs[:]...)
+	if ev.time.end != 0 { // optional
+		rawTime, fieldErrs[2] = stringField("time", body, ev.time)
+	}
+	return visitorID, rawURL, rawTime, domain.Validate(fieldErrs[:]...)
 }
 
 // event is what the parser finds in a body: where the fields' values lie,
 // and the rules the body breaks that are not JSON syntax.
 type event struct {
-	visitorID, url span
+	visitorID, url, time span
 	twice          string // the first field seen twice
 	notObject      bool
 }
@@ -161,6 +190,8 @@ func (ev *event) field(key []byte, escaped bool) (string, *span) {
 		return "visitor_id", &ev.visitorID
 	case "url":
 		return "url", &ev.url
+	case "time":
+		return "time", &ev.time
 	}
 	return "", nil
 }

@@ -18,7 +18,7 @@ func BenchmarkDecodeEvent(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {
-				if _, _, err := decodeEvent(body); err != nil {
+				if _, _, _, err := decodeEvent(body); err != nil {
 					b.Fatal(err)
 				}
 			}

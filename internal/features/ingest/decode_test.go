@@ -90,7 +90,7 @@ func TestDecodeEvent(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			v, u, err := decodeEvent([]byte(tt.body))
+			v, u, _, err := decodeEvent([]byte(tt.body))
 			switch {
 			case tt.wantMalformed != "":
 				if !errors.Is(err, web.ErrMalformedBody) || !strings.Contains(err.Error(), tt.wantMalformed) {
@@ -150,7 +150,7 @@ func TestDecodeEventDepth(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, _, err := decodeEvent([]byte(tt.body))
+			_, _, _, err := decodeEvent([]byte(tt.body))
 			if tt.wantMalformed == "" {
 				if err != nil {
 					t.Fatalf("err = %v", err)
@@ -187,7 +187,7 @@ func TestDecodeEventSkipsValidJSON(t *testing.T) {
 		if json.Valid([]byte(body)) != valid {
 			t.Errorf("bad test: json.Valid(%q) = %v", body, !valid)
 		}
-		_, _, err := decodeEvent([]byte(body))
+		_, _, _, err := decodeEvent([]byte(body))
 		if valid && err != nil {
 			t.Errorf("decodeEvent(%q) = %v, want no error", body, err)
 		}
@@ -214,7 +214,7 @@ func TestDecodeEventAllocs(t *testing.T) {
 	} {
 		b := []byte(tt.body)
 		allocs := testing.AllocsPerRun(100, func() {
-			if _, _, err := decodeEvent(b); err != nil {
+			if _, _, _, err := decodeEvent(b); err != nil {
 				t.Fatalf("%s: %v", tt.name, err)
 			}
 		})
@@ -271,7 +271,7 @@ func FuzzDecodeEvent(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		v, u, err := decodeEvent(body)
+		v, u, _, err := decodeEvent(body)
 		valid := json.Valid(body) && utf8.Valid(body)
 		if errors.Is(err, web.ErrMalformedBody) {
 			if valid && isEventObject(body) {

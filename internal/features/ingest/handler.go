@@ -45,10 +45,12 @@ func (s Sites) check(page domain.PageURL) error {
 
 // Handler answers 202 Accepted once the event is recorded, and a problem
 // otherwise; a rejected event is never recorded. Events for pages of hosts
-// not in sites are refused with 403.
-func Handler(rec Recorder, policy domain.URLPolicy, sites Sites) http.Handler {
+// not in sites are refused with 403. An event's time, if given, must be
+// within clock's retention and not in the future; without one, the event
+// happened at the time it is received.
+func Handler(rec Recorder, policy domain.URLPolicy, sites Sites, clock domain.Clock) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		v, err := decodeRequest(r, policy)
+		v, err := decodeRequest(r, policy, clock)
 		if err == nil {
 			err = sites.check(v.Page)
 		}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/webtracker/tracker/internal/domain"
 	"github.com/webtracker/tracker/internal/features/ingest"
@@ -34,6 +35,13 @@ func (r *recorder) Record(_ context.Context, v domain.PageView) error {
 	return nil
 }
 
+// testNow is the handlers' clock, and clock their retention and clock: the
+// 400 days of the default retention go back to 2025-10-28 12:00 UTC.
+var (
+	testNow = time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	clock   = domain.Clock{Retention: domain.DefaultRetention, Now: func() time.Time { return testNow }}
+)
+
 // onlyReader hides the length of a body, as a chunked upload does.
 type onlyReader struct{ io.Reader }
 
@@ -49,6 +57,7 @@ func TestHandler(t *testing.T) {
 		wantType    string // problem type slug
 		wantFields  []string
 		wantPage    string // canonical page recorded on success
+		wantAt      time.Time
 	}{
 		{name: "json", contentType: "application/json", body: strings.NewReader(`{"visitor_id":"v1","url":"HTTPS://Example.COM:443/a?utm_source=x#top"}`),
 			wantStatus: http.StatusAccepted, wantPage: "https://example.com/a"},
@@ -82,6 +91,30 @@ func TestHandler(t *testing.T) {
 			wantStatus: http.StatusBadRequest, wantType: "validation", wantFields: []string{"url"}},
 		{name: "relative url", body: strings.NewReader(`{"visitor_id":"v","url":"/pricing"}`),
 			wantStatus: http.StatusBadRequest, wantType: "validation", wantFields: []string{"url"}},
+		{name: "time given", body: strings.NewReader(`{"visitor_id":"v","url":"https://a.com/","time":"2026-11-30T23:59:59-05:00"}`),
+			wantStatus: http.StatusAccepted, wantPage: "https://a.com/", wantAt: time.Date(2026, 12, 1, 4, 45, 0, 0, time.UTC)},
+		{name: "time with fractions, escaped", body: strings.NewReader(`{"visitor_id":"v","url":"https://a.com/","time":"2026-12-02T09:31:00.5\u005a"}`),
+			wantStatus: http.StatusAccepted, wantPage: "https://a.com/", wantAt: time.Date(2026, 12, 2, 9, 30, 0, 0, time.UTC)},
+		{name: "no time is now", body: strings.NewReader(`{"visitor_id":"v","url":"https://a.com/"}`),
+			wantStatus: http.StatusAccepted, wantPage: "https://a.com/", wantAt: testNow.Truncate(15 * time.Minute)},
+		{name: "time 4 minutes ahead", body: strings.NewReader(`{"visitor_id":"v","url":"https://a.com/","time":"2026-12-02T12:04:00Z"}`),
+			wantStatus: http.StatusAccepted, wantPage: "https://a.com/", wantAt: time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)},
+		{name: "time in the future", body: strings.NewReader(`{"visitor_id":"v","url":"https://a.com/","time":"2026-12-02T12:05:01Z"}`),
+			wantStatus: http.StatusBadRequest, wantType: "validation", wantFields: []string{"time"}},
+		{name: "time too old", body: strings.NewReader(`{"visitor_id":"v","url":"https://a.com/","time":"2025-10-28T11:59:59Z"}`),
+			wantStatus: http.StatusBadRequest, wantType: "validation", wantFields: []string{"time"}},
+		{name: "time not RFC 3339", body: strings.NewReader(`{"visitor_id":"v","url":"https://a.com/","time":"2026-12-01 09:30:00"}`),
+			wantStatus: http.StatusBadRequest, wantType: "validation", wantFields: []string{"time"}},
+		{name: "time without zone", body: strings.NewReader(`{"visitor_id":"v","url":"https://a.com/","time":"2026-12-01T09:30:00"}`),
+			wantStatus: http.StatusBadRequest, wantType: "validation", wantFields: []string{"time"}},
+		{name: "time a number", body: strings.NewReader(`{"visitor_id":"v","url":"https://a.com/","time":1764581400}`),
+			wantStatus: http.StatusBadRequest, wantType: "validation", wantFields: []string{"time"}},
+		{name: "time null", body: strings.NewReader(`{"visitor_id":"v","url":"https://a.com/","time":null}`),
+			wantStatus: http.StatusBadRequest, wantType: "validation", wantFields: []string{"time"}},
+		{name: "time and url bad", body: strings.NewReader(`{"visitor_id":"v","url":"/x","time":"yesterday"}`),
+			wantStatus: http.StatusBadRequest, wantType: "validation", wantFields: []string{"url", "time"}},
+		{name: "time given twice", body: strings.NewReader(`{"visitor_id":"v","url":"https://a.com/","time":"2026-12-01T09:30:00Z","time":"2026-12-01T09:30:00Z"}`),
+			wantStatus: http.StatusBadRequest, wantType: "malformed-body"},
 		{name: "store unavailable", body: strings.NewReader(`{"visitor_id":"v","url":"https://a.com/"}`), storeErr: fmt.Errorf("redis: %w", domain.ErrUnavailable),
 			wantStatus: http.StatusServiceUnavailable, wantType: "unavailable"},
 		{name: "store fails", body: strings.NewReader(`{"visitor_id":"v","url":"https://a.com/"}`), storeErr: errors.New("disk on fire"),
@@ -96,7 +129,7 @@ func TestHandler(t *testing.T) {
 				req.Header.Set("Content-Type", tt.contentType)
 			}
 			w := httptest.NewRecorder()
-			ingest.Handler(rec, domain.URLPolicy{}, nil).ServeHTTP(w, req)
+			ingest.Handler(rec, domain.URLPolicy{}, nil, clock).ServeHTTP(w, req)
 
 			if w.Code != tt.wantStatus {
 				t.Fatalf("status = %d, want %d; body %s", w.Code, tt.wantStatus, w.Body)
@@ -104,6 +137,9 @@ func TestHandler(t *testing.T) {
 			if tt.wantStatus == http.StatusAccepted {
 				if len(rec.views) != 1 || rec.views[0].Page.String() != tt.wantPage {
 					t.Fatalf("recorded %v, want one view of %s", rec.views, tt.wantPage)
+				}
+				if !tt.wantAt.IsZero() && rec.views[0].At != domain.QuarterOf(tt.wantAt) {
+					t.Fatalf("recorded at %v, want the quarter of %v", rec.views[0].At.Time(), tt.wantAt)
 				}
 				return
 			}
@@ -163,7 +199,7 @@ func TestSites(t *testing.T) {
 		w := httptest.NewRecorder()
 		req := httptest.NewRequest(http.MethodPost, "/api/v1/events",
 			strings.NewReader(`{"visitor_id":"v","url":"`+tt.url+`"}`))
-		ingest.Handler(rec, domain.URLPolicy{}, sites).ServeHTTP(w, req)
+		ingest.Handler(rec, domain.URLPolicy{}, sites, clock).ServeHTTP(w, req)
 		if w.Code != tt.want {
 			t.Errorf("%s: %d %s, want %d", tt.url, w.Code, w.Body, tt.want)
 		}

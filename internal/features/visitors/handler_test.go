@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/webtracker/tracker/internal/domain"
 	"github.com/webtracker/tracker/internal/features/visitors"
@@ -27,13 +28,34 @@ func (c counts) Visitors(_ context.Context, p domain.PageURL) (domain.Count, err
 	return domain.Count{Visitors: c.byPage[p.String()], RelativeError: c.relativeError}, c.err
 }
 
+// Range answers, for each period, its length in quarters times the page's
+// count, and for the total of several the page's count (of one, as a store
+// does, the period's count): enough for a test to tell which periods it was
+// asked.
+func (c counts) Range(_ context.Context, p domain.PageURL, periods []domain.Period) (domain.RangeCount, error) {
+	n := c.byPage[p.String()]
+	out := domain.RangeCount{Total: domain.Count{Visitors: n, RelativeError: c.relativeError}}
+	for _, per := range periods {
+		out.Each = append(out.Each, domain.Count{Visitors: int64(per.To-per.From) * n, RelativeError: c.relativeError})
+	}
+	if len(periods) == 1 {
+		out.Total = out.Each[0]
+	}
+	return out, c.err
+}
+
+// testClock is 2026-12-02 12:00 UTC, with the default retention: the first
+// day kept is 2025-10-29.
+var testClock = domain.Clock{Retention: domain.DefaultRetention,
+	Now: func() time.Time { return time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC) }}
+
 func TestHandler(t *testing.T) {
 	t.Parallel()
 	store := counts{byPage: map[string]int64{"https://example.com/a?x=1&y=2": 7}}
 	tests := []struct {
 		name       string
 		query      string
-		store      visitors.Counter
+		store      counts
 		wantStatus int
 		wantBody   string // exact JSON answer on 200
 		wantType   string
@@ -70,7 +92,7 @@ func TestHandler(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			w := httptest.NewRecorder()
-			visitors.Handler(tt.store, domain.URLPolicy{}).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/api/v1/visitors?"+tt.query, nil))
+			visitors.Handler(tt.store, tt.store, domain.URLPolicy{}, testClock).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/api/v1/visitors?"+tt.query, nil))
 			if w.Code != tt.wantStatus {
 				t.Fatalf("status = %d, want %d; body %s", w.Code, tt.wantStatus, w.Body)
 			}
@@ -108,6 +130,7 @@ func TestAppendResponse(t *testing.T) {
 		for _, r := range []visitors.Response{
 			{URL: s, Visitors: -3, Exact: true},
 			{URL: s, Visitors: 12345, RelativeError: 0.0081},
+			{URL: s, From: "2026-12-01", To: s, TZ: "Europe/Paris", Visitors: 2, Exact: true},
 		} {
 			var want strings.Builder
 			enc := json.NewEncoder(&want)
@@ -126,7 +149,7 @@ func TestEstimatedAnswer(t *testing.T) {
 	t.Parallel()
 	w := httptest.NewRecorder()
 	store := counts{byPage: map[string]int64{"https://example.com/": 1000}, relativeError: 0.0081}
-	visitors.Handler(store, domain.URLPolicy{}).ServeHTTP(w,
+	visitors.Handler(store, store, domain.URLPolicy{}, testClock).ServeHTTP(w,
 		httptest.NewRequest(http.MethodGet, "/api/v1/visitors?url="+escape("https://example.com/"), nil))
 	if got, want := strings.TrimSpace(w.Body.String()), `{"url":"https://example.com/","visitors":1000,"exact":false,"relative_error":0.0081}`; got != want {
 		t.Errorf("body = %s, want %s", got, want)
@@ -136,4 +159,109 @@ func TestEstimatedAnswer(t *testing.T) {
 func escape(s string) string {
 	r := strings.NewReplacer("%", "%25", "&", "%26", "#", "%23", "+", "%2B", "?", "%3F", "=", "%3D")
 	return r.Replace(s)
+}
+
+func TestRanges(t *testing.T) {
+	t.Parallel()
+	store := counts{byPage: map[string]int64{"https://example.com/": 1}}
+	page := "url=" + escape("https://example.com/")
+	tests := []struct {
+		name      string
+		query     string
+		wantBody  string // on 200; visitors is the period's length in quarters
+		wantField string // on 400
+	}{
+		{name: "one UTC day", query: page + "&from=2026-12-01&to=2026-12-01",
+			wantBody: `{"url":"https://example.com/","from":"2026-12-01","to":"2026-12-01","tz":"UTC","visitors":96,"exact":true}`},
+		{name: "a week in Paris", query: page + "&from=2026-11-25&to=2026-12-01&tz=Europe%2FParis",
+			wantBody: `{"url":"https://example.com/","from":"2026-11-25","to":"2026-12-01","tz":"Europe/Paris","visitors":672,"exact":true}`},
+		{name: "the day New York falls back has 25 hours", query: page + "&from=2026-11-01&to=2026-11-01&tz=America/New_York",
+			wantBody: `{"url":"https://example.com/","from":"2026-11-01","to":"2026-11-01","tz":"America/New_York","visitors":100,"exact":true}`},
+		{name: "open start: from the first day kept", query: page + "&to=2025-10-29",
+			wantBody: `{"url":"https://example.com/","from":"2025-10-29","to":"2025-10-29","tz":"UTC","visitors":96,"exact":true}`},
+		{name: "open end: up to today", query: page + "&from=2026-12-02&tz=Asia/Kolkata",
+			wantBody: `{"url":"https://example.com/","from":"2026-12-02","to":"2026-12-02","tz":"Asia/Kolkata","visitors":96,"exact":true}`},
+		{name: "the whole retention", query: page + "&from=2025-10-29&to=2026-12-02",
+			wantBody: `{"url":"https://example.com/","from":"2025-10-29","to":"2026-12-02","tz":"UTC","visitors":38400,"exact":true}`},
+		{name: "from after to", query: page + "&from=2026-12-02&to=2026-12-01", wantField: "from"},
+		{name: "bad date", query: page + "&from=2026-13-01&to=2026-12-01", wantField: "from"},
+		{name: "date with one digit", query: page + "&from=2026-12-1", wantField: "from"},
+		{name: "empty to", query: page + "&from=2026-12-01&to=", wantField: "to"},
+		{name: "bad zone", query: page + "&from=2026-12-01&tz=Mars%2FOlympus", wantField: "tz"},
+		{name: "Local is not a zone", query: page + "&from=2026-12-01&tz=Local", wantField: "tz"},
+		{name: "range longer than the retention", query: page + "&from=2025-10-29&to=2026-12-03", wantField: "to"},
+		{name: "before the retention", query: page + "&from=2025-10-28&to=2025-10-30", wantField: "from"},
+		{name: "tz without a range", query: page + "&tz=UTC", wantField: "tz"},
+		{name: "from twice", query: page + "&from=2026-12-01&from=2026-12-02", wantField: "from"},
+		{name: "no url", query: "from=2026-12-01", wantField: "url"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			w := httptest.NewRecorder()
+			visitors.Handler(store, store, domain.URLPolicy{}, testClock).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/api/v1/visitors?"+tt.query, nil))
+			checkAnswer(t, w, tt.wantBody, tt.wantField)
+		})
+	}
+}
+
+func TestDaily(t *testing.T) {
+	t.Parallel()
+	store := counts{byPage: map[string]int64{"https://example.com/": 1}}
+	page := "url=" + escape("https://example.com/")
+	var thirty strings.Builder
+	for d := 3; d <= 32; d++ {
+		date := time.Date(2026, 11, d, 0, 0, 0, 0, time.UTC).Format(time.DateOnly)
+		fmt.Fprintf(&thirty, `,{"date":"%s","visitors":96}`, date)
+	}
+	tests := []struct {
+		name      string
+		query     string
+		wantBody  string
+		wantField string
+	}{
+		{name: "three days in New York", query: page + "&from=2026-10-31&to=2026-11-02&tz=America/New_York",
+			wantBody: `{"url":"https://example.com/","from":"2026-10-31","to":"2026-11-02","tz":"America/New_York","visitors":1,"exact":true,` +
+				`"days":[{"date":"2026-10-31","visitors":96},{"date":"2026-11-01","visitors":100},{"date":"2026-11-02","visitors":96}]}`},
+		{name: "thirty days by default", query: page,
+			wantBody: `{"url":"https://example.com/","from":"2026-11-03","to":"2026-12-02","tz":"UTC","visitors":1,"exact":true,"days":[` + thirty.String()[1:] + `]}`},
+		{name: "366 days", query: page + "&from=2025-12-02&to=2026-12-02", wantBody: ""},
+		{name: "367 days", query: page + "&from=2025-12-01&to=2026-12-02", wantField: "to"},
+		{name: "bad zone", query: page + "&tz=Nowhere", wantField: "tz"},
+		{name: "no url", query: "from=2026-12-01", wantField: "url"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			w := httptest.NewRecorder()
+			visitors.Daily(store, domain.URLPolicy{}, testClock).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/api/v1/visitors/daily?"+tt.query, nil))
+			if tt.wantBody == "" && tt.wantField == "" {
+				var resp visitors.DailyResponse
+				if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &resp) != nil || len(resp.Days) != 366 {
+					t.Fatalf("status %d, %d days, want 200 and 366 days; body %.200s", w.Code, len(resp.Days), w.Body)
+				}
+				return
+			}
+			checkAnswer(t, w, tt.wantBody, tt.wantField)
+		})
+	}
+}
+
+// checkAnswer checks a 200 with wantBody, or, if wantField is set, a 400
+// validation problem naming that field alone.
+func checkAnswer(t *testing.T, w *httptest.ResponseRecorder, wantBody, wantField string) {
+	t.Helper()
+	if wantField == "" {
+		if got := strings.TrimSpace(w.Body.String()); w.Code != 200 || got != wantBody {
+			t.Errorf("status %d, body %s\nwant 200, %s", w.Code, got, wantBody)
+		}
+		return
+	}
+	var p web.Problem
+	if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil || w.Code != 400 {
+		t.Fatalf("status %d, body %s: want a 400 problem (%v)", w.Code, w.Body, err)
+	}
+	if p.Type != web.ProblemTypePrefix+"validation" || len(p.Errors) != 1 || p.Errors[0].Field != wantField {
+		t.Errorf("problem %+v, want a validation problem naming %s", p, wantField)
+	}
 }

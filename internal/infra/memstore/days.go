@@ -168,7 +168,7 @@ func (ds *daySet) release(a *arena) (bytes int64, visitors int) {
 	if ds.block != nil {
 		a.free(ds.block)
 	}
-	*ds = daySet{dead: true}
+	ds.keys, ds.seen, ds.block, ds.n, ds.dead = nil, nil, nil, 0, true
 	return bytes, visitors
 }
 

@@ -21,6 +21,9 @@ import (
 type StoreStats struct {
 	Pages, Estimated, Pairs, Bytes, Limit int64
 	Conversions, Evicted, Expired         int64
+	// Triples are the (page, visitor, day) kept for time ranges;
+	// DaysDropped counts the (page, day) forgotten past the retention.
+	Triples, DaysDropped int64
 }
 
 // Metrics holds the service's collectors and the registry they live on.
@@ -131,6 +134,8 @@ var (
 	convDesc  = prometheus.NewDesc("tracker_store_conversions_total", "Pages moved from an exact set into a sketch under the memory limit.", nil, nil)
 	evictDesc = prometheus.NewDesc("tracker_store_evictions_total", "Pages forgotten under the memory limit, sketches not being enough.", nil, nil)
 	expDesc   = prometheus.NewDesc("tracker_store_expired_total", "Pages removed after -page-ttl without an event.", nil, nil)
+	tripDesc  = prometheus.NewDesc("tracker_day_visitors", "Distinct (page, visitor, UTC day) kept for time ranges.", nil, nil)
+	dropDesc  = prometheus.NewDesc("tracker_days_dropped_total", "Days of a page forgotten for being older than -retention (all-time counts stay).", nil, nil)
 )
 
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -142,6 +147,8 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- convDesc
 	ch <- evictDesc
 	ch <- expDesc
+	ch <- tripDesc
+	ch <- dropDesc
 }
 
 func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -154,4 +161,6 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(convDesc, prometheus.CounterValue, float64(s.Conversions))
 	ch <- prometheus.MustNewConstMetric(evictDesc, prometheus.CounterValue, float64(s.Evicted))
 	ch <- prometheus.MustNewConstMetric(expDesc, prometheus.CounterValue, float64(s.Expired))
+	ch <- prometheus.MustNewConstMetric(tripDesc, prometheus.GaugeValue, float64(s.Triples))
+	ch <- prometheus.MustNewConstMetric(dropDesc, prometheus.CounterValue, float64(s.DaysDropped))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -190,6 +191,58 @@ func runRanges(t *testing.T, open func(t *testing.T) Store) {
 		}
 		if _, err := s.Range(context.Background(), domain.PageURL{}, []domain.Period{utc(1, 1)}); !errors.Is(err, domain.ErrInvalid) {
 			t.Errorf("Range of a zero page = %v, want ErrInvalid", err)
+		}
+	})
+	t.Run("MatchesAModel", func(t *testing.T) {
+		t.Parallel()
+		s := open(t)
+		// 400 views of 40 visitors on 3 pages at random times of 12 days;
+		// then random ranges in random zones, counted against the views
+		// themselves.
+		rnd := rand.New(rand.NewPCG(1, 2))
+		type view struct {
+			visitor, page string
+			at            time.Time
+		}
+		pagesOf := []string{"https://example.com/m0", "https://example.com/m1", "https://example.com/m2"}
+		var views []view
+		for range 400 {
+			v := view{fmt.Sprintf("v%d", rnd.IntN(40)), pagesOf[rnd.IntN(3)],
+				day(10).Add(time.Duration(rnd.Int64N(int64(12 * 24 * time.Hour))))}
+			views = append(views, v)
+			recordAt(t, s, v.visitor, v.page, v.at)
+		}
+		zones := []string{"UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata", "Asia/Kathmandu", "Pacific/Kiritimati", "America/St_Johns"}
+		for range 30 {
+			from := 9 + rnd.IntN(14)
+			r := dates(t, day(from), day(from+rnd.IntN(5)), zones[rnd.IntN(len(zones))])
+			page := pagesOf[rnd.IntN(3)]
+			var periods []domain.Period
+			for _, p := range r.Each() {
+				periods = append(periods, p)
+			}
+			got, err := s.Range(context.Background(), Page(t, page), periods)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all := map[string]bool{}
+			for i, p := range periods {
+				each := map[string]bool{}
+				for _, v := range views {
+					if q := domain.QuarterOf(v.at); v.page == page && q >= p.From && q < p.To {
+						each[v.visitor], all[v.visitor] = true, true
+					}
+				}
+				if got.Each[i].Visitors != int64(len(each)) {
+					t.Errorf("%s, %v in %v, day %d: %d visitors, want %d", page, r.From, r.Zone, i, got.Each[i].Visitors, len(each))
+				}
+			}
+			if got.Total.Visitors != int64(len(all)) {
+				t.Errorf("%s, %v to %v in %v: %d visitors in all, want %d", page, r.From, r.To, r.Zone, got.Total.Visitors, len(all))
+			}
+			if n := rangeCount(t, s, page, r.Period()); n != int64(len(all)) {
+				t.Errorf("%s, %v to %v in %v as one period: %d visitors, want %d", page, r.From, r.To, r.Zone, n, len(all))
+			}
 		}
 	})
 	t.Run("ConcurrentWritersAndRangeReaders", func(t *testing.T) {

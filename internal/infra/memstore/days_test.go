@@ -1,0 +1,160 @@
+package memstore
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/webtracker/tracker/internal/domain"
+)
+
+// dayN is the n-th day of November 2026, UTC, at noon.
+func dayN(n int) time.Time { return time.Date(2026, 11, n, 12, 0, 0, 0, time.UTC) }
+
+// recordAt records a view at t and fails the test on error.
+func recordAt(tb testing.TB, s *Store, page domain.PageURL, v domain.VisitorID, t time.Time) {
+	tb.Helper()
+	if err := s.Record(context.Background(), domain.PageView{Page: page, Visitor: v, At: domain.QuarterOf(t)}); err != nil {
+		tb.Fatalf("Record(%v, %v, %v): %v", page, v, t, err)
+	}
+}
+
+// daysCount returns the distinct visitors of page over days from to to of
+// November 2026, UTC.
+func daysCount(tb testing.TB, s *Store, page domain.PageURL, from, to int) int64 {
+	tb.Helper()
+	p := domain.Period{From: domain.DayOf(dayN(from)).First(), To: domain.DayOf(dayN(to + 1)).First()}
+	got, err := s.Range(context.Background(), page, []domain.Period{p})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return got.Total.Visitors
+}
+
+// TestDropDays: retention forgets old days, with their memory; all-time
+// counts stay. The clock is the day passed in, no sleeping.
+func TestDropDays(t *testing.T) {
+	t.Parallel()
+	s := New()
+	page := pageN(t, 1)
+	before := s.Stats().Bytes
+	for d := 1; d <= 10; d++ {
+		for v := range 100 {
+			recordAt(t, s, page, visitorN(t, d*1000+v), dayN(d))
+		}
+	}
+	grown := s.Stats()
+	if grown.Triples != 1000 || grown.Bytes <= before {
+		t.Fatalf("Stats after 1000 (visitor, day) = %+v, want 1000 triples and more bytes", grown)
+	}
+	if n := s.DropDays(domain.DayOf(dayN(6))); n != 5 {
+		t.Errorf("DropDays dropped %d days, want 5", n)
+	}
+	if n := daysCount(t, s, page, 1, 5); n != 0 {
+		t.Errorf("days 1-5 after they were dropped: %d visitors, want 0", n)
+	}
+	if n := daysCount(t, s, page, 1, 10); n != 500 {
+		t.Errorf("days 1-10: %d visitors, want the 500 of days 6-10", n)
+	}
+	if n := visitors(t, s, page); n != 1000 {
+		t.Errorf("all-time: %d visitors, want 1000: retention must not touch it", n)
+	}
+	st := s.Stats()
+	if st.Triples != 500 || st.DaysDropped != 5 || st.Bytes >= grown.Bytes {
+		t.Errorf("Stats after the drop = %+v, want 500 triples, 5 days dropped, fewer bytes than %d", st, grown.Bytes)
+	}
+	if n := s.DropDays(domain.DayOf(dayN(6))); n != 0 {
+		t.Errorf("DropDays again dropped %d days, want 0", n)
+	}
+}
+
+// TestDaysAreFreedWithTheirPage: a page removed (here by Expire) gives back
+// the memory of its days.
+func TestDaysAreFreedWithTheirPage(t *testing.T) {
+	t.Parallel()
+	s := New()
+	empty := s.Stats().Bytes
+	for v := range 2000 {
+		recordAt(t, s, pageN(t, 1), visitorN(t, v), dayN(1+v%7))
+	}
+	if n := s.Expire(time.Now().Add(time.Hour), time.Minute); n != 1 {
+		t.Fatalf("Expire removed %d pages, want 1", n)
+	}
+	if st := s.Stats(); st.Bytes != empty || st.Triples != 0 {
+		t.Errorf("Stats after the page went = %+v, want %d bytes and no triples", st, empty)
+	}
+}
+
+// TestDaysUnderTheMemoryLimit: the days count against the limit, which
+// holds with time ranges in play.
+func TestDaysUnderTheMemoryLimit(t *testing.T) {
+	t.Parallel()
+	const limit = 1 << 20
+	s := NewWith(Options{MemoryLimit: limit})
+	rng := rand.New(rand.NewPCG(5, 6))
+	events := 100_000
+	if raceEnabled {
+		events = 30_000
+	}
+	for i := range events {
+		v, _ := domain.VisitorFromHash(rng.Uint64() | 1)
+		recordAt(t, s, pageN(t, rng.IntN(50)), v, dayN(1+rng.IntN(30)))
+		if b := s.used(); b > limit {
+			t.Fatalf("event %d: %d bytes held, over the limit of %d", i, b, limit)
+		}
+	}
+	if st := s.Stats(); st.Evicted == 0 || st.Triples == 0 {
+		t.Errorf("Stats() = %+v: want evictions, and days still kept", st)
+	}
+}
+
+// TestRangeDuringGrowth: a range read while writers grow the same day's
+// table never sees a visitor twice or loses one.
+func TestRangeDuringGrowth(t *testing.T) {
+	t.Parallel()
+	s := New()
+	page := pageN(t, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for v := range 5000 {
+			recordAt(t, s, page, visitorN(t, v), dayN(3))
+			recordAt(t, s, page, visitorN(t, v), dayN(4))
+		}
+	}()
+	last := int64(0)
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		n := daysCount(t, s, page, 1, 5)
+		if n < last || n > 5000 {
+			t.Fatalf("count went from %d to %d", last, n)
+		}
+		last = n
+	}
+	if n := daysCount(t, s, page, 1, 5); n != 5000 {
+		t.Errorf("%d visitors after the writes, want 5000", n)
+	}
+}
+
+func TestRecordWithTimeDoesNotAllocate(t *testing.T) {
+	s := New()
+	page := pageN(t, 1)
+	ids := make([]domain.VisitorID, 5000)
+	for i := range ids {
+		ids[i] = visitorN(t, i)
+	}
+	recordAt(t, s, page, ids[0], dayN(1))
+	i := 0
+	allocs := testing.AllocsPerRun(1000, func() {
+		_ = s.Record(context.Background(), domain.PageView{Page: page, Visitor: ids[i%len(ids)], At: domain.QuarterOf(dayN(1))})
+		i++
+	})
+	if allocs != 0 {
+		t.Errorf("Record with a time allocates %v times per call, want 0", allocs)
+	}
+}
