@@ -160,8 +160,8 @@ func decodeEvent(body []byte) (visitorID []byte, rawURL string, rawTime []byte, 
 // and the rules the body breaks that are not JSON syntax.
 type event struct {
 	visitorID, url, time span
-	twice          string // the first field seen twice
-	notObject      bool
+	twice                string // the first field seen twice
+	notObject            bool
 }
 
 // span is where one value lies in the body: body[start:end], quotes included

@@ -2,32 +2,71 @@ package diskstore
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"fmt"
+	"hash/crc32"
 	"io"
 	"testing"
+
+	"github.com/webtracker/tracker/internal/domain"
 )
 
-// readAll reads every record of a log file's bytes, and what ended it.
+// readAll reads every record of a log file's bytes, and what ended it: recs
+// is what the records read encode to, in the file's version.
 func readAll(b []byte) (recs []byte, end int64, err error) {
+	recs, end, _, err = readQuarters(b)
+	return recs, end, err
+}
+
+// readQuarters is readAll that also returns the quarter of each record.
+func readQuarters(b []byte) (recs []byte, end int64, qs []domain.Quarter, err error) {
 	lr, err := newLogReader(bytes.NewReader(b), int64(len(b)))
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
-	recs = appendLogHeader(nil)
+	if lr.version == 1 {
+		recs = appendLogHeaderV1(nil)
+	} else {
+		recs = appendLogHeader(nil)
+	}
 	for {
-		page, hash, err := lr.next()
+		page, hash, q, err := lr.next()
 		if err != nil {
-			return recs, lr.off, err
+			return recs, lr.off, qs, err
 		}
-		recs = appendRecord(recs, string(page), hash)
+		qs = append(qs, q)
+		if lr.version == 1 {
+			recs = appendRecordV1(recs, string(page), hash)
+		} else {
+			recs = appendRecord(recs, string(page), hash, q)
+		}
 	}
+}
+
+// appendLogHeaderV1 appends the header of a version 1 log, as written
+// before time ranges.
+func appendLogHeaderV1(b []byte) []byte {
+	b = append(b, logMagic...)
+	return binary.LittleEndian.AppendUint32(b, 1)
+}
+
+// appendRecordV1 appends a version 1 log record: no quarter.
+func appendRecordV1(b []byte, page string, hash uint64) []byte {
+	start := len(b)
+	b = binary.LittleEndian.AppendUint32(b, 0)
+	b = binary.LittleEndian.AppendUint32(b, uint32(8+len(page)))
+	b = binary.LittleEndian.AppendUint64(b, hash)
+	b = append(b, page...)
+	binary.LittleEndian.PutUint32(b[start:], crc32.Checksum(b[start+4:], crcTable))
+	return b
 }
 
 func TestLogReader(t *testing.T) {
 	t.Parallel()
 	log := appendLogHeader(nil)
-	log = appendRecord(log, "https://a.com/", 1)
-	log = appendRecord(log, "https://b.com/x", 2)
+	log = appendRecord(log, "https://a.com/", 1, 2_000_000)
+	log = appendRecord(log, "https://b.com/x", 2, 0)
 	whole := int64(len(log))
 	for _, tt := range []struct {
 		name    string
@@ -38,7 +77,7 @@ func TestLogReader(t *testing.T) {
 		{"whole", log, whole, io.EOF},
 		{"empty file", nil, 0, errTorn},
 		{"header only", log[:logHeaderSize], int64(logHeaderSize), io.EOF},
-		{"cut in the last record", log[:whole-2], whole - int64(len(appendRecord(nil, "https://b.com/x", 2))), errTorn},
+		{"cut in the last record", log[:whole-2], whole - int64(len(appendRecord(nil, "https://b.com/x", 2, 0))), errTorn},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -54,6 +93,44 @@ func TestLogReader(t *testing.T) {
 	if _, _, err := readAll(bad); !errors.As(err, &ce) || ce.Offset != 0 {
 		t.Errorf("bad magic: %v, want a *CorruptError at 0", err)
 	}
+	future := bytes.Clone(log)
+	future[len(logMagic)] = logVersion + 1
+	if _, _, err := readAll(future); !errors.As(err, &ce) || ce.Offset != int64(len(logMagic)) {
+		t.Errorf("version %d: %v, want a *CorruptError at %d", logVersion+1, err, len(logMagic))
+	}
+}
+
+// TestLogReaderVersions: a version 2 record gives back its quarter,
+// negative ones too; a version 1 log reads with no quarter, a URL shorter
+// than a quarter included.
+func TestLogReaderVersions(t *testing.T) {
+	t.Parallel()
+	v2 := appendLogHeader(nil)
+	v2 = appendRecord(v2, "https://a.com/", 1, 1_900_000)
+	v2 = appendRecord(v2, "https://a.com/", 2, -5)
+	v2 = appendRecord(v2, "https://a.com/", 3, 0)
+	v1 := appendLogHeaderV1(nil)
+	v1 = appendRecordV1(v1, "https://a.com/", 1)
+	v1 = appendRecordV1(v1, "x", 2)
+	for _, tt := range []struct {
+		name string
+		b    []byte
+		want []domain.Quarter
+	}{
+		{"version 2", v2, []domain.Quarter{1_900_000, -5, 0}},
+		{"version 1", v1, []domain.Quarter{0, 0}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			recs, end, qs, err := readQuarters(tt.b)
+			if !errors.Is(err, io.EOF) || end != int64(len(tt.b)) || !bytes.Equal(recs, tt.b) {
+				t.Fatalf("readQuarters = end %d of %d, %v; want every record read back as written", end, len(tt.b), err)
+			}
+			if fmt.Sprint(qs) != fmt.Sprint(tt.want) {
+				t.Errorf("quarters %v, want %v", qs, tt.want)
+			}
+		})
+	}
 }
 
 // FuzzLogReader: on any bytes the reader never panics, and what it accepts
@@ -61,9 +138,10 @@ func TestLogReader(t *testing.T) {
 func FuzzLogReader(f *testing.F) {
 	log := appendLogHeader(nil)
 	for i, page := range []string{"https://a.com/", "https://example.com/p/1?x=1", ""} {
-		log = appendRecord(log, page, uint64(i+1))
+		log = appendRecord(log, page, uint64(i+1), domain.Quarter(i*1000))
 		f.Add(bytes.Clone(log))
 	}
+	f.Add(appendRecordV1(appendLogHeaderV1(nil), "https://a.com/", 1))
 	f.Add(log[:len(log)-3])
 	f.Add(append(bytes.Clone(log), make([]byte, 20)...))
 	f.Add(append(bytes.Clone(log), 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff))

@@ -6,6 +6,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/webtracker/tracker/internal/domain"
 )
 
 // SyncMode says when the log is forced to disk.
@@ -91,10 +93,10 @@ func newLogWriter(file *os.File, size int64, mode SyncMode, interval time.Durati
 	return l
 }
 
-// append adds the record of one page view and returns the batch it belongs
+// append adds the record of one page view, seen in quarter q, and returns the batch it belongs
 // to; with SyncAlways the caller waits for it. It fails once a write or sync
 // has failed: what the log holds after that is unknown.
-func (l *logWriter) append(page string, hash uint64) (*batch, error) {
+func (l *logWriter) append(page string, hash uint64, q domain.Quarter) (*batch, error) {
 	l.mu.Lock()
 	if l.err != nil {
 		err := l.err
@@ -102,7 +104,7 @@ func (l *logWriter) append(page string, hash uint64) (*batch, error) {
 		return nil, err
 	}
 	n := len(l.buf)
-	l.buf = appendRecord(l.buf, page, hash)
+	l.buf = appendRecord(l.buf, page, hash, q)
 	l.bytes += int64(len(l.buf) - n)
 	b := l.batch
 	l.mu.Unlock()

@@ -16,25 +16,33 @@ import (
 
 // snapshotInfo describes a snapshot written or read.
 type snapshotInfo struct {
-	nextLog      uint64
-	pages, pairs int64
-	bytes        int64
+	nextLog       uint64
+	pages, pairs  int64
+	days, triples int64 // day records and the visitors they hold
+	bytes         int64
 }
 
-// eachFunc walks a store's pages, as memstore.Store.Each does: an exact
-// page with its visitors, an estimated one with its sketch.
-type eachFunc func(fn func(page string, visitors []domain.VisitorID, sketch []byte) error) error
+// walker is what a snapshot is written from, as memstore.Store walks
+// itself: Each gives an exact page with its visitors, an estimated one with
+// its sketch; EachDay gives every (page, UTC day) with its visitors and
+// when on that day each was seen.
+type walker interface {
+	Each(fn func(page string, visitors []domain.VisitorID, sketch []byte) error) error
+	EachDay(fn func(page string, day domain.Day, visitors []domain.VisitorID, seen []domain.Seen) error) error
+}
 
-// The kinds of page record.
+// The kinds of record after a URL.
 const (
 	pageExact     = 0
 	pageEstimated = 1
+	pageDay       = 2
 )
 
-// writeSnapshot writes every page that each gives into dir's snapshot,
-// atomically: a temporary file, synced, renamed over the old snapshot, and
-// the directory synced. A failure leaves the old snapshot as it was.
-func writeSnapshot(dir string, nextLog uint64, each eachFunc) (snapshotInfo, error) {
+// writeSnapshot writes every page, then every day of every page, that mem
+// gives into dir's snapshot, atomically: a temporary file, synced, renamed
+// over the old snapshot, and the directory synced. A failure leaves the old
+// snapshot as it was.
+func writeSnapshot(dir string, nextLog uint64, mem walker) (snapshotInfo, error) {
 	info := snapshotInfo{nextLog: nextLog}
 	tmp := filepath.Join(dir, snapshotName+tmpSuffix)
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
@@ -56,7 +64,7 @@ func writeSnapshot(dir string, nextLog uint64, each eachFunc) (snapshotInfo, err
 	if _, err := w.Write(b); err != nil {
 		return info, err
 	}
-	err = each(func(page string, visitors []domain.VisitorID, sketch []byte) error {
+	err = mem.Each(func(page string, visitors []domain.VisitorID, sketch []byte) error {
 		b = binary.AppendUvarint(b[:0], uint64(len(page)))
 		b = append(b, page...)
 		if sketch != nil {
@@ -94,9 +102,21 @@ func writeSnapshot(dir string, nextLog uint64, each eachFunc) (snapshotInfo, err
 	if err != nil {
 		return info, err
 	}
+	// The days after the pages, in the same walk: it began after the new
+	// log, so it holds every day the old logs hold.
+	err = mem.EachDay(func(page string, day domain.Day, visitors []domain.VisitorID, seen []domain.Seen) error {
+		var err error
+		b, err = writeDay(w, b[:0], page, day, visitors, seen, &info)
+		return err
+	})
+	if err != nil {
+		return info, err
+	}
 	b = append(b[:0], 0)
 	b = binary.LittleEndian.AppendUint64(b, uint64(info.pages))
 	b = binary.LittleEndian.AppendUint64(b, uint64(info.pairs))
+	b = binary.LittleEndian.AppendUint64(b, uint64(info.days))
+	b = binary.LittleEndian.AppendUint64(b, uint64(info.triples))
 	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
 	if _, err := w.Write(b); err != nil {
 		return info, err
@@ -125,10 +145,53 @@ func writeSnapshot(dir string, nextLog uint64, each eachFunc) (snapshotInfo, err
 	return info, syncDir(dir)
 }
 
+// writeDay writes the record of one page's day to w, using b (returned,
+// possibly grown) as its buffer, and counts it in info. A day that would
+// not read back (a zero visitor, a Seen no day has) fails the snapshot
+// rather than make one that stops the next start; an empty day is left
+// out, since it has nothing to keep.
+func writeDay(w io.Writer, b []byte, page string, day domain.Day, visitors []domain.VisitorID, seen []domain.Seen, info *snapshotInfo) ([]byte, error) {
+	if len(visitors) != len(seen) {
+		return b, fmt.Errorf("day %v of %s: %d visitors and %d times", day, page, len(visitors), len(seen))
+	}
+	if len(visitors) == 0 {
+		return b, nil
+	}
+	b = binary.AppendUvarint(b, uint64(len(page)))
+	b = append(b, page...)
+	b = append(b, pageDay)
+	b = binary.LittleEndian.AppendUint32(b, uint32(day))
+	b = binary.AppendUvarint(b, uint64(len(visitors)))
+	sum := crc32.Update(0, crcTable, b)
+	if _, err := w.Write(b); err != nil {
+		return b, err
+	}
+	step := max(1, cap(b)/dayEntrySize)
+	for i := 0; i < len(visitors); i += step {
+		b = b[:0]
+		for j := i; j < min(i+step, len(visitors)); j++ {
+			if visitors[j].IsZero() || !seen[j].Valid() {
+				return b, fmt.Errorf("day %v of %s: a zero visitor, or one seen at %v", day, page, seen[j])
+			}
+			b = binary.LittleEndian.AppendUint64(b, visitors[j].Hash())
+			b = binary.LittleEndian.AppendUint16(b, seen[j].Bits())
+		}
+		sum = crc32.Update(sum, crcTable, b)
+		if _, err := w.Write(b); err != nil {
+			return b, err
+		}
+	}
+	info.days++
+	info.triples += int64(len(visitors))
+	_, err := w.Write(binary.LittleEndian.AppendUint32(b[:0], sum))
+	return b, err
+}
+
 // loader is what a snapshot or a log is read into.
 type loader interface {
 	Record(ctx context.Context, v domain.PageView) error
 	RecordAll(ctx context.Context, page domain.PageURL, visitors []domain.VisitorID) error
+	RecordDay(ctx context.Context, page domain.PageURL, day domain.Day, visitors []domain.VisitorID, seen []domain.Seen) error
 	RestoreSketch(ctx context.Context, page domain.PageURL, sketch []byte) error
 }
 
@@ -221,17 +284,17 @@ func (r *snapReader) read(info *snapshotInfo, policy domain.URLPolicy, mem loade
 		return r.corrupt(0, "not a snapshot (bad magic)")
 	}
 	version := binary.LittleEndian.Uint32(head[len(snapMagic):])
-	if version != 1 && version != snapVersion {
-		return r.corrupt(int64(len(snapMagic)), "snapshot format version %d, this program reads 1 and %d", version, snapVersion)
+	if version < 1 || version > snapVersion {
+		return r.corrupt(int64(len(snapMagic)), "snapshot format version %d, this program reads 1 to %d", version, snapVersion)
 	}
 	info.nextLog = binary.LittleEndian.Uint64(head[len(snapMagic)+4:])
 	if err := r.check(0, "header"); err != nil {
 		return err
 	}
 
-	ctx := context.Background()
 	buf := make([]byte, 1<<16)
 	visitors := make([]domain.VisitorID, 0, len(buf)/8)
+	seen := make([]domain.Seen, 0, len(buf)/dayEntrySize)
 	for {
 		start := r.off
 		n, err := r.uvarint()
@@ -239,7 +302,7 @@ func (r *snapReader) read(info *snapshotInfo, policy domain.URLPolicy, mem loade
 			return err
 		}
 		if n == 0 {
-			return r.end(start, info)
+			return r.end(start, version, info)
 		}
 		if n > domain.MaxURLBytes {
 			return r.corrupt(start, "page URL length %d is out of range", n)
@@ -259,53 +322,114 @@ func (r *snapReader) read(info *snapshotInfo, policy domain.URLPolicy, mem loade
 			}
 			kind = k[0]
 		}
-		switch kind {
-		case pageExact:
-		case pageEstimated:
-			if err := r.sketch(start, page, buf, mem); err != nil {
-				return err
-			}
-			info.pages++
-			continue
+		switch {
+		case kind == pageExact:
+			err = r.exact(start, page, buf, visitors, mem, info)
+		case kind == pageEstimated:
+			err = r.sketch(start, page, buf, mem, info)
+		case kind == pageDay && version >= 3:
+			err = r.day(start, page, buf, visitors, seen, mem, info)
 		default:
-			return r.corrupt(start, "page record of unknown kind %d", kind)
+			return r.corrupt(start, "record of unknown kind %d in a version %d snapshot", kind, version)
 		}
-		count, err := r.uvarint()
 		if err != nil {
 			return err
 		}
-		if count > uint64(r.size-r.off)/8 {
-			return r.corrupt(start, "%d visitors do not fit in the rest of the file", count)
-		}
-		for count > 0 {
-			chunk := buf[:8*min(count, uint64(len(buf)/8))]
-			if err := r.full(chunk); err != nil {
-				return err
-			}
-			count -= uint64(len(chunk) / 8)
-			visitors = visitors[:0]
-			for i := 0; i < len(chunk); i += 8 {
-				v, err := domain.VisitorFromHash(binary.LittleEndian.Uint64(chunk[i:]))
-				if err != nil {
-					return r.corrupt(r.off-int64(len(chunk)-i), "visitor hash 0")
-				}
-				visitors = append(visitors, v)
-			}
-			if err := mem.RecordAll(ctx, page, visitors); err != nil {
-				return err
-			}
-			info.pairs += int64(len(visitors))
-		}
-		if err := r.check(start, "page record"); err != nil {
-			return err
-		}
-		info.pages++
 	}
 }
 
+// exact reads the rest of an exact page's record, which began at start,
+// into mem, using buf and visitors.
+func (r *snapReader) exact(start int64, page domain.PageURL, buf []byte, visitors []domain.VisitorID, mem loader, info *snapshotInfo) error {
+	count, err := r.uvarint()
+	if err != nil {
+		return err
+	}
+	if count > uint64(r.size-r.off)/8 {
+		return r.corrupt(start, "%d visitors do not fit in the rest of the file", count)
+	}
+	for count > 0 {
+		chunk := buf[:8*min(count, uint64(len(buf)/8))]
+		if err := r.full(chunk); err != nil {
+			return err
+		}
+		count -= uint64(len(chunk) / 8)
+		visitors = visitors[:0]
+		for i := 0; i < len(chunk); i += 8 {
+			v, err := domain.VisitorFromHash(binary.LittleEndian.Uint64(chunk[i:]))
+			if err != nil {
+				return r.corrupt(r.off-int64(len(chunk)-i), "visitor hash 0")
+			}
+			visitors = append(visitors, v)
+		}
+		if err := mem.RecordAll(context.Background(), page, visitors); err != nil {
+			return err
+		}
+		info.pairs += int64(len(visitors))
+	}
+	if err := r.check(start, "page record"); err != nil {
+		return err
+	}
+	info.pages++
+	return nil
+}
+
+// day reads the rest of a day record, which began at start, into mem,
+// using buf, visitors and seen. Each visitor and its Seen are checked as
+// read, so that a bad one is named by its offset.
+func (r *snapReader) day(start int64, page domain.PageURL, buf []byte, visitors []domain.VisitorID, seen []domain.Seen, mem loader, info *snapshotInfo) error {
+	var d [4]byte
+	if err := r.full(d[:]); err != nil {
+		return err
+	}
+	day := domain.Day(int32(binary.LittleEndian.Uint32(d[:])))
+	count, err := r.uvarint()
+	if err != nil {
+		return err
+	}
+	switch {
+	case count == 0:
+		return r.corrupt(start, "a day record with no visitors")
+	case count > uint64(r.size-r.off)/dayEntrySize:
+		return r.corrupt(start, "%d visitors of a day do not fit in the rest of the file", count)
+	}
+	for count > 0 {
+		chunk := buf[:dayEntrySize*min(count, uint64(len(buf)/dayEntrySize))]
+		if err := r.full(chunk); err != nil {
+			return err
+		}
+		count -= uint64(len(chunk) / dayEntrySize)
+		visitors, seen = visitors[:0], seen[:0]
+		for i := 0; i < len(chunk); i += dayEntrySize {
+			off := r.off - int64(len(chunk)-i)
+			v, err := domain.VisitorFromHash(binary.LittleEndian.Uint64(chunk[i:]))
+			if err != nil {
+				return r.corrupt(off, "visitor hash 0")
+			}
+			sn := domain.SeenFromBits(binary.LittleEndian.Uint16(chunk[i+8:]))
+			if !sn.Valid() {
+				return r.corrupt(off, "a visitor seen from quarter %d to %d of a day", sn.First, sn.Last)
+			}
+			visitors, seen = append(visitors, v), append(seen, sn)
+		}
+		if err := mem.RecordDay(context.Background(), page, day, visitors, seen); err != nil {
+			if errors.Is(err, domain.ErrInvalid) {
+				return r.corrupt(start, "%v", err)
+			}
+			return err
+		}
+		info.triples += int64(len(visitors))
+	}
+	if err := r.check(start, "day record"); err != nil {
+		return err
+	}
+	info.days++
+	return nil
+}
+
 // sketch reads the rest of an estimated page's record, which began at
-// start, into mem, using buf.
-func (r *snapReader) sketch(start int64, page domain.PageURL, buf []byte, mem loader) error {
+// start, into mem, using buf, and counts it in info.
+func (r *snapReader) sketch(start int64, page domain.PageURL, buf []byte, mem loader, info *snapshotInfo) error {
 	n, err := r.uvarint()
 	if err != nil {
 		return err
@@ -327,22 +451,33 @@ func (r *snapReader) sketch(start int64, page domain.PageURL, buf []byte, mem lo
 		}
 		return err
 	}
+	info.pages++
 	return nil
 }
 
-// end reads the end record, which must match what was read and be last.
-func (r *snapReader) end(start int64, info *snapshotInfo) error {
-	var b [16]byte
-	if err := r.full(b[:]); err != nil {
+// end reads the end record of a snapshot of version, which must match what
+// was read and be last.
+func (r *snapReader) end(start int64, version uint32, info *snapshotInfo) error {
+	var b [32]byte
+	counts := b[:snapEndSize-5]
+	if version < 3 {
+		counts = b[:snapEndSizeV2-5]
+	}
+	if err := r.full(counts); err != nil {
 		return err
 	}
 	if err := r.check(start, "end record"); err != nil {
 		return err
 	}
 	pages, pairs := binary.LittleEndian.Uint64(b[:]), binary.LittleEndian.Uint64(b[8:])
+	days, triples := binary.LittleEndian.Uint64(b[16:]), binary.LittleEndian.Uint64(b[24:])
 	if pages != uint64(info.pages) || pairs != uint64(info.pairs) {
 		return r.corrupt(start, "the end record counts %d pages and %d visitors, the file holds %d and %d",
 			pages, pairs, info.pages, info.pairs)
+	}
+	if days != uint64(info.days) || triples != uint64(info.triples) {
+		return r.corrupt(start, "the end record counts %d days and %d visitors of days, the file holds %d and %d",
+			days, triples, info.days, info.triples)
 	}
 	if r.off != r.size {
 		return r.corrupt(r.off, "%d bytes after the end record", r.size-r.off)

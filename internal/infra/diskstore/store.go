@@ -10,7 +10,12 @@
 // A page view is put in memory first and in the log second, and a snapshot
 // starts a new log before it walks the memory; so every event of a log that
 // a snapshot replaces was in memory before the walk began, and is in the
-// snapshot.
+// snapshot. That holds for the time dimension too: memory records an
+// event's day in the same call as its all-time visitor, before the log has
+// it, and the snapshot's walk over the days (after its walk over the pages)
+// begins after the new log, like the walk over the pages. Recording a day
+// is idempotent per (page, visitor, day) as well: the first and last
+// quarters seen merge, so a view both in a snapshot and a log is one view.
 //
 // What is on disk is the canonical page URL and the fixed-seed visitor hash
 // (domain.VisitorID.Hash), which mean the same in every process. The file
@@ -37,9 +42,13 @@ import (
 type Memory interface {
 	Record(ctx context.Context, v domain.PageView) error
 	RecordAll(ctx context.Context, page domain.PageURL, visitors []domain.VisitorID) error
+	RecordDay(ctx context.Context, page domain.PageURL, day domain.Day, visitors []domain.VisitorID, seen []domain.Seen) error
 	Visitors(ctx context.Context, page domain.PageURL) (domain.Count, error)
+	Range(ctx context.Context, page domain.PageURL, periods []domain.Period) (domain.RangeCount, error)
+	PagesIn(ctx context.Context, p domain.Period) ([]domain.PageCount, error)
 	RestoreSketch(ctx context.Context, page domain.PageURL, sketch []byte) error
 	Each(fn func(page string, visitors []domain.VisitorID, sketch []byte) error) error
+	EachDay(fn func(page string, day domain.Day, visitors []domain.VisitorID, seen []domain.Seen) error) error
 	Pages(ctx context.Context) ([]domain.PageCount, error)
 }
 
@@ -154,7 +163,8 @@ func (s *Store) recover() error {
 	case err != nil:
 		return fmt.Errorf("reading the snapshot: %w", err)
 	default:
-		s.logger.Info("snapshot loaded", "file", path, "pages", snap.pages, "visitors", snap.pairs, "bytes", snap.bytes)
+		s.logger.Info("snapshot loaded", "file", path, "pages", snap.pages, "visitors", snap.pairs,
+			"days", snap.days, "day_visitors", snap.triples, "bytes", snap.bytes)
 		s.stats.SnapshotBytes = snap.bytes
 	}
 	s.seq = snap.nextLog
@@ -194,11 +204,12 @@ func (s *Store) replay(file string, newest bool) error {
 	for err == nil {
 		var page []byte
 		var hash uint64
-		page, hash, err = lr.next()
+		var q domain.Quarter
+		page, hash, q, err = lr.next()
 		if err != nil {
 			break
 		}
-		if err = s.replayRecord(page, hash); err != nil {
+		if err = s.replayRecord(page, hash, q); err != nil {
 			err = &CorruptError{Offset: lr.off, Reason: err.Error()}
 			break
 		}
@@ -229,8 +240,9 @@ func (s *Store) replay(file string, newest bool) error {
 	return nil
 }
 
-// replayRecord records one page view read from a log.
-func (s *Store) replayRecord(page []byte, hash uint64) error {
+// replayRecord records one page view read from a log, in quarter q (0 for
+// a version 1 log's, which count all-time only).
+func (s *Store) replayRecord(page []byte, hash uint64, q domain.Quarter) error {
 	u, err := s.opts.Policy.Canonical(string(page))
 	if err != nil {
 		return fmt.Errorf("page URL: %v", err)
@@ -239,7 +251,7 @@ func (s *Store) replayRecord(page []byte, hash uint64) error {
 	if err != nil {
 		return err
 	}
-	return s.mem.Record(context.Background(), domain.PageView{Page: u, Visitor: v})
+	return s.mem.Record(context.Background(), domain.PageView{Page: u, Visitor: v, At: q})
 }
 
 // createLog creates log number seq with its header, synced with its
@@ -283,7 +295,7 @@ func (s *Store) Record(ctx context.Context, v domain.PageView) error {
 	if err := s.mem.Record(ctx, v); err != nil {
 		return err
 	}
-	b, err := s.log.append(v.Page.String(), v.Visitor.Hash())
+	b, err := s.log.append(v.Page.String(), v.Visitor.Hash(), v.At)
 	if err != nil {
 		return fmt.Errorf("%w: %v", domain.ErrUnavailable, err)
 	}
@@ -308,6 +320,18 @@ func (s *Store) Visitors(ctx context.Context, page domain.PageURL) (domain.Count
 
 // Pages lists every page and its count, from memory.
 func (s *Store) Pages(ctx context.Context) ([]domain.PageCount, error) { return s.mem.Pages(ctx) }
+
+// Range answers the distinct visitors of page in each period and in all of
+// them together, from memory.
+func (s *Store) Range(ctx context.Context, page domain.PageURL, periods []domain.Period) (domain.RangeCount, error) {
+	return s.mem.Range(ctx, page, periods)
+}
+
+// PagesIn lists every page with visitors in p and their distinct visitors
+// in p, from memory.
+func (s *Store) PagesIn(ctx context.Context, p domain.Period) ([]domain.PageCount, error) {
+	return s.mem.PagesIn(ctx, p)
+}
 
 // Healthy reports the error that stopped the log, if any: the store then
 // takes no more events until restarted.
@@ -342,7 +366,8 @@ func (s *Store) Snapshot() error {
 	if err != nil {
 		return fmt.Errorf("writing a snapshot: %w", err)
 	}
-	s.logger.Info("snapshot written", "pages", info.pages, "visitors", info.pairs, "bytes", info.bytes, "duration", d)
+	s.logger.Info("snapshot written", "pages", info.pages, "visitors", info.pairs,
+		"days", info.days, "day_visitors", info.triples, "bytes", info.bytes, "duration", d)
 	return nil
 }
 
@@ -358,7 +383,7 @@ func (s *Store) snapshot() (snapshotInfo, error) {
 	}
 	old := s.seq
 	s.seq = next
-	info, err := writeSnapshot(s.opts.Dir, next, s.mem.Each)
+	info, err := writeSnapshot(s.opts.Dir, next, s.mem)
 	if err != nil {
 		// The old snapshot and every log since still hold everything.
 		return info, err

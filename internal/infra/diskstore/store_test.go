@@ -251,7 +251,7 @@ func TestSnapshotDuringWrites(t *testing.T) {
 // warning, the file is cut back, and everything before it is kept.
 func TestTornTail(t *testing.T) {
 	t.Parallel()
-	record := appendRecord(nil, "https://example.com/p/99", 12345)
+	record := appendRecord(nil, "https://example.com/p/99", 12345, 1_900_000)
 	for name, tail := range map[string][]byte{
 		"half a header":       record[:5],
 		"header, no payload":  record[:recordHeaderSize],
@@ -350,7 +350,7 @@ func TestCorruptLogEnd(t *testing.T) {
 		fill(t, s, sizes[:2])
 		s.crash()
 		older := onlyLog(t, dir)
-		appendFile(t, older, appendRecord(nil, "https://example.com/p/9", 9)[:12])
+		appendFile(t, older, appendRecord(nil, "https://example.com/p/9", 9, 0)[:12])
 		writeFile(t, filepath.Join(dir, logName(1)), appendLogHeader(nil)) // a newer, empty log
 		_, err := open(t, dir, SyncAlways)
 		var ce *CorruptError

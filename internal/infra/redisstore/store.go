@@ -1,14 +1,44 @@
 // Package redisstore keeps the counts in Redis, so that any number of
 // stateless tracker instances behind a load balancer share them.
 //
-// Each canonical page is one key, so a command never spans hash slots and
-// the store works unchanged on a Redis Cluster. Exact counting keeps a set
-// of 8-byte binary visitor hashes per page (SADD, SCARD); approximate
-// counting keeps a HyperLogLog per page (PFADD, PFCOUNT).
+// Each canonical page is one key for its all-time count, so a command never
+// spans hash slots and the store works unchanged on a Redis Cluster. Exact
+// counting keeps a set of 8-byte binary visitor hashes per page (SADD,
+// SCARD); approximate counting keeps a HyperLogLog per page (PFADD,
+// PFCOUNT).
+//
+// A page view with a time is also kept for its UTC day, for counts over
+// periods (Range, PagesIn). The day keys of a page put its canonical URL in
+// a hash tag, which a canonical URL can never break since it holds no brace,
+// so that every day key of one page is in one slot and one script or
+// PFCOUNT reads them all, on a Cluster too; the all-time keys keep their
+// older names. With <date> the UTC day as YYYY-MM-DD:
+//
+//   - exact: <prefix>days:{<url>}:<date>:first and …:last, two sorted sets
+//     of the day's 8-byte visitor hashes, scored with the quarter of the day
+//     (0 to 95) of the visitor's first view (ZADD LT) and of its last (ZADD
+//     GT): a visitor's domain.Seen is its two scores. A script (see Range)
+//     takes the members of each period's part of each day by score and
+//     counts them, each once, in Redis;
+//   - approximate: <prefix>hlldays:{<url>}:<date>, a HyperLogLog of the
+//     whole day, and …:<date>:h<HH> and …:<date>:q<QQ>, one of each hour
+//     (00 to 23) and of each quarter of the day (00 to 95) with views. A
+//     period is counted by one PFCOUNT over the fewest of these that make
+//     it up: whole days, then whole hours, then quarters at its ends. HLLs
+//     merge register by register without loss, so the estimate of a union
+//     has the standard error of one HyperLogLog (HLLRelativeError) whatever
+//     the number of keys, and a visitor on several days counts once.
+//
+// Day keys expire (EXPIREAT NX) at the end of their day plus the retention
+// plus two days, a day later than domain.Retention.KeepFrom asks, so that
+// Redis's expiry serves retention and a clock a little off loses nothing.
+// A view whose day has expired already counts for the all-time figures
+// only. EXPIREAT NX needs Redis 7.0 or later.
 //
 // Requests in flight share connections: commands wait in one queue, and a
 // few workers each take every command waiting and send them as one pipeline,
-// so that under load one round trip carries many events.
+// so that under load one round trip carries many events, the writes of a
+// view's day with its all-time write.
 package redisstore
 
 import (
@@ -57,6 +87,9 @@ type Options struct {
 	Timeout time.Duration
 	// HealthEvery is how often the server is pinged (default 1s).
 	HealthEvery time.Duration
+	// Retention is how long the days of page views are kept for ranges
+	// (zero: domain.DefaultRetention). All-time counts are kept for good.
+	Retention domain.Retention
 }
 
 // Store counts visitors in Redis. It is safe for concurrent use.
@@ -72,13 +105,25 @@ type Store struct {
 	closed  bool
 }
 
-// op is one command waiting for its pipeline.
+// op is one command waiting for its pipeline: a count, or an add with the
+// writes of its day.
 type op struct {
 	key    string
 	member string // for an add; "" for a count
+	day    dayAdd // for an add with a time; zero otherwise
 	done   chan struct{}
 	n      int64
 	err    error
+	at     int // the index of its first command in the pipeline, for the worker
+}
+
+// dayAdd is what an add with a time writes besides its all-time key: the
+// keys of its page and UTC day that take it (see the package comment; ""
+// for none), its quarter of that day, and when those keys expire.
+type dayAdd struct {
+	keys     [3]string
+	quarter  int
+	expireAt int64 // Unix seconds
 }
 
 var ops = sync.Pool{New: func() any { return &op{done: make(chan struct{}, 1)} }}
@@ -106,6 +151,9 @@ func Open(opts Options) (*Store, error) {
 	}
 	if opts.HealthEvery <= 0 {
 		opts.HealthEvery = time.Second
+	}
+	if opts.Retention.Days <= 0 {
+		opts.Retention = domain.DefaultRetention
 	}
 	client, err := newClient(opts.URL)
 	if err != nil {
@@ -169,15 +217,20 @@ func (s *Store) keyPrefix() string {
 	return s.opts.Prefix + "visitors:"
 }
 
-// Record adds one page view. It returns once Redis has acknowledged it; an
-// error that matches domain.ErrUnavailable means it may not be stored.
+// Record adds one page view, and if it has a time, adds it to its UTC day
+// too, in the same round trip. It returns once Redis has acknowledged it;
+// an error that matches domain.ErrUnavailable means it may not be stored.
 func (s *Store) Record(ctx context.Context, v domain.PageView) error {
 	if v.Page.IsZero() || v.Visitor.IsZero() {
 		return fmt.Errorf("redisstore: record a page view with a zero page or visitor: %w", domain.ErrInvalid)
 	}
 	var member [8]byte
 	binary.LittleEndian.PutUint64(member[:], v.Visitor.Hash())
-	_, err := s.do(ctx, s.Key(v.Page), string(member[:]))
+	var day dayAdd
+	if !v.At.IsZero() {
+		day = s.dayAdd(v.Page, v.At, time.Now())
+	}
+	_, err := s.do(ctx, s.Key(v.Page), string(member[:]), day)
 	return err
 }
 
@@ -187,7 +240,7 @@ func (s *Store) Visitors(ctx context.Context, page domain.PageURL) (domain.Count
 	if page.IsZero() {
 		return domain.Count{}, fmt.Errorf("redisstore: count the visitors of a zero page: %w", domain.ErrInvalid)
 	}
-	n, err := s.do(ctx, s.Key(page), "")
+	n, err := s.do(ctx, s.Key(page), "", dayAdd{})
 	return s.count(n), err
 }
 
@@ -270,12 +323,12 @@ func escapeGlob(s string) string {
 // the server is known to be unreachable it fails at once, rather than let
 // every request wait for a connection that will not come; the health loop
 // notices when it is back.
-func (s *Store) do(ctx context.Context, key, member string) (int64, error) {
+func (s *Store) do(ctx context.Context, key, member string, day dayAdd) (int64, error) {
 	if err := s.Healthy(); err != nil {
 		return 0, fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
 	}
 	o := ops.Get().(*op)
-	o.key, o.member = key, member
+	o.key, o.member, o.day = key, member, day
 	s.closeMu.RLock()
 	if s.closed {
 		s.closeMu.RUnlock()
@@ -333,6 +386,7 @@ func (s *Store) exec(batch []*op, cmds []redis.Cmder) []redis.Cmder {
 	defer cancel()
 	pipe := s.client.Pipeline()
 	for _, o := range batch {
+		o.at = len(cmds)
 		switch {
 		case o.member != "" && s.opts.Counting == Approximate:
 			cmds = append(cmds, pipe.PFAdd(ctx, o.key, o.member))
@@ -343,6 +397,9 @@ func (s *Store) exec(batch []*op, cmds []redis.Cmder) []redis.Cmder {
 		default:
 			cmds = append(cmds, pipe.SCard(ctx, o.key))
 		}
+		if o.day.keys[0] != "" {
+			cmds = s.appendDay(ctx, pipe, cmds, o.member, o.day)
+		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !wrongType(err) {
 		// Redis cannot serve (down, timed out, loading, read-only, out of
@@ -351,21 +408,37 @@ func (s *Store) exec(batch []*op, cmds []redis.Cmder) []redis.Cmder {
 		s.setHealth(err)
 	}
 	for i, o := range batch {
+		end := len(cmds)
+		if i+1 < len(batch) {
+			end = batch[i+1].at
+		}
 		o.n, o.err = 0, nil
-		switch err := cmds[i].Err(); {
-		case err == nil:
-			if o.member == "" {
-				o.n = cmds[i].(*redis.IntCmd).Val()
+		for _, cmd := range cmds[o.at:end] {
+			if cmd.Err() != nil {
+				o.err = cmdError(cmd)
+				break
 			}
-		case wrongType(err):
-			o.err = fmt.Errorf("redis answered %q for key %q", err, o.key) // a 500: a foreign key in our prefix
-		default:
-			o.err = fmt.Errorf("%w: redis: %v", domain.ErrUnavailable, err)
+		}
+		if o.err == nil && o.member == "" {
+			o.n = cmds[o.at].(*redis.IntCmd).Val()
 		}
 		o.done <- struct{}{}
 	}
 	clear(cmds)
 	return cmds
+}
+
+// cmdError is the error of a command of a pipeline that failed.
+func cmdError(cmd redis.Cmder) error {
+	err := cmd.Err()
+	if wrongType(err) {
+		key := ""
+		if args := cmd.Args(); len(args) > 1 {
+			key, _ = args[1].(string)
+		}
+		return fmt.Errorf("redis answered %q for key %q", err, key) // a 500: a foreign key in our prefix
+	}
+	return fmt.Errorf("%w: redis: %v", domain.ErrUnavailable, err)
 }
 
 // wrongType reports whether err is Redis's answer that a key holds another
