@@ -152,7 +152,7 @@ func (s *Store) Record(ctx context.Context, v domain.PageView) error {
 			sh.pairs.Add(added)
 		}
 		if !v.At.IsZero() {
-			newDay, g := p.days.add(s.arena, v.At.Day(), slot, v.At.OfDay())
+			newDay, g := p.days.add(s.arena, v.At.Day(), slot, domain.SeenAt(v.At.OfDay()))
 			if newDay {
 				s.triples.Add(1)
 			}
