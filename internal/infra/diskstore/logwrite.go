@@ -93,9 +93,9 @@ func newLogWriter(file *os.File, size int64, mode SyncMode, interval time.Durati
 	return l
 }
 
-// append adds the record of one page view, seen in quarter q, and returns the batch it belongs
-// to; with SyncAlways the caller waits for it. It fails once a write or sync
-// has failed: what the log holds after that is unknown.
+// append adds the record of one page view, seen in quarter q, and returns
+// the batch it belongs to; with SyncAlways the caller waits for it. It fails
+// once a write or sync has failed: what the log holds after that is unknown.
 func (l *logWriter) append(page string, hash uint64, q domain.Quarter) (*batch, error) {
 	l.mu.Lock()
 	if l.err != nil {
