@@ -7,7 +7,6 @@
 "use strict";
 (function () {
   const REFRESH_MS = 5000, TOP = 10, TOKEN_KEY = "webtracker_token";
-  const ALL_TIME_DAYS = 30; // the daily chart of "All time" shows its last days
   const PRESETS = { today: 1, "7d": 7, "30d": 30 }; // days ending today
   const NS = "http://www.w3.org/2000/svg";
   const $ = (id) => document.getElementById(id);
@@ -174,24 +173,30 @@
     });
   }
 
+  // fillTable updates the rows in place, so that a refresh keeps the focus
+  // of a keyboard on its row.
   function fillTable(pages) {
-    const rows = pages.map((p) => {
-      const tr = document.createElement("tr");
+    const body = $("top").tBodies[0];
+    pages.forEach((p, i) => {
+      let tr = body.rows[i];
+      if (!tr) {
+        tr = document.createElement("tr");
+        const url = document.createElement("td");
+        const pick = document.createElement("button");
+        pick.type = "button";
+        pick.className = "pick";
+        url.append(pick);
+        const n = document.createElement("td");
+        n.className = "num";
+        tr.append(url, n);
+        body.append(tr);
+      }
       tr.dataset.url = p.url;
-      const url = document.createElement("td");
-      const pick = document.createElement("button");
-      pick.type = "button";
-      pick.className = "pick";
-      pick.textContent = p.url;
-      url.append(pick);
-      const n = document.createElement("td");
-      n.className = "num";
+      tr.querySelector("button").textContent = p.url;
       // An estimate (the page outgrew the memory limit) is marked ≈.
-      n.textContent = count(p.visitors, p.exact);
-      tr.append(url, n);
-      return tr;
+      tr.cells[1].textContent = count(p.visitors, p.exact);
     });
-    $("top").tBodies[0].replaceChildren(...rows);
+    while (body.rows.length > pages.length) body.rows[pages.length].remove();
     markChosen();
   }
   function markChosen() {
@@ -217,8 +222,9 @@
 
   // The chosen page, day by day.
   function dailyQuery() {
-    const s = span() || { from: addDays(todayIn(state.tz), 1 - ALL_TIME_DAYS), to: "" };
-    const q = rangeParams(s);
+    // All time has no daily chart of its own: the service's default series
+    // is then the last days up to today.
+    const q = rangeParams(span() || { from: "", to: "" });
     q.set("url", state.page);
     return "/api/v1/visitors/daily?" + q;
   }
@@ -282,8 +288,8 @@
     const where = state.range === "all" ? `in the last ${days.length} days` : "in range";
     $("daily-total-label").textContent = `distinct ${plural(data.visitors, "visitor", "visitors")} ${where}`;
     const sum = days.reduce((n, d) => n + d.visitors, 0);
-    $("daily-note").textContent = `Each bar counts one day's distinct visitors (${sum} in all); ` +
-      "a visitor who came on several days is in several bars, but counted once in the total.";
+    $("daily-note").textContent = "Each bar counts one day's distinct visitors" + (sum > data.visitors
+      ? ` (${sum} in all): a visitor who came on several days is in several bars, but counted once in the total.` : ".");
     const rows = days.map((d) => {
       const tr = document.createElement("tr");
       const day = document.createElement("td");
