@@ -14,6 +14,7 @@ type config struct {
 	trackerPath     string
 	trackerArgs     []string
 	baseline        string
+	baselinePath    string
 	redis           bool
 	workloads       workloadList
 	visitors        int
@@ -51,6 +52,7 @@ func parseConfig(args []string, stdout io.Writer) (*config, error) {
 	}
 	fs.StringVar(&c.trackerPath, "tracker", "bin/tracker", "path of the tracker binary (make build)")
 	fs.StringVar(&trackerArgs, "tracker-args", "", "more arguments for the tracker, split on spaces (-addr is set by loadgen); none by default, so that the tracker runs in its default configuration")
+	fs.StringVar(&c.baselinePath, "baseline-tracker", "", "with -baseline tracker: the binary of the baseline tracker, e.g. one built from an earlier commit (default: the -tracker binary)")
 	fs.StringVar(&c.baseline, "baseline", "bare", "what the tracker is measured against: bare (a bare net/http handler) or tracker (the tracker binary in its default, memory-only configuration, to measure what -tracker-args cost)")
 	fs.BoolVar(&c.redis, "redis", false, "start a redis-server (from PATH) on a free loopback port for the run, without persistence; {redis-url} in -tracker-args becomes its URL")
 	fs.Var(&c.workloads, "workloads", "comma-separated workloads: "+strings.Join(workloadNames(), ", ")+`; "" runs none`)

@@ -286,6 +286,9 @@ func printTable(w io.Writer, r *result) {
 	against := "bare net/http"
 	if f["baseline"] == "tracker" {
 		against = "the memory-only tracker (columns marked bare)"
+		if f["baseline-tracker"] != "" {
+			against = "the tracker " + f["baseline-tracker"] + " (columns marked bare)"
+		}
 	}
 	fmt.Fprintf(w, "tracker vs %s on loopback, %s\n", against, r.Started.Format(time.DateTime))
 	fmt.Fprintf(w, "machine: %d CPUs (%s), GOMAXPROCS %d, %s, load %.2f at start, %.2f at end\n",

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -59,8 +60,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		args: func(addr string) []string { return []string{"-serve-bare", addr} },
 	}
 	if cfg.baseline == "tracker" {
+		path := cmp.Or(cfg.baselinePath, cfg.trackerPath)
 		bareSpec = serverSpec{
-			name: "bare", path: cfg.trackerPath, readyPath: trackerReadyPath,
+			name: "bare", path: path, readyPath: trackerReadyPath,
 			args: func(addr string) []string { return []string{"-addr", addr} },
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // workload is a kind of traffic sent to a server.
@@ -23,11 +24,14 @@ const (
 	// every event, spread round-robin over the pages, so that the count of
 	// each page is known exactly.
 	workloadUnique
+	// workloadIngestTimed is workloadIngestUniform with a "time" in every
+	// event, at a random hour of the last 30 days.
+	workloadIngestTimed
 )
 
 // workloadNames lists the workloads by name, in the order of their values.
 func workloadNames() []string {
-	return []string{"ingest-uniform", "ingest-hot", "query", "unique"}
+	return []string{"ingest-uniform", "ingest-hot", "query", "unique", "ingest-timed"}
 }
 
 // String returns the workload's name as given on the command line.
@@ -95,10 +99,11 @@ type generator struct {
 	visitors int
 	path     string // pagePath or memoryPath
 
-	ingestHead []byte // request line and headers up to the Content-Length value
-	queryHead  []byte // request line up to the page number
-	queryTail  []byte // the rest of the request after the page number
-	body       []byte // the JSON body being built
+	ingestHead []byte   // request line and headers up to the Content-Length value
+	queryHead  []byte   // request line up to the page number
+	queryTail  []byte   // the rest of the request after the page number
+	body       []byte   // the JSON body being built
+	times      []string // for workloadIngestTimed: RFC 3339 times to choose from
 
 	// The unique workload sends pairs next, next+stride, ... below limit
 	// (no limit if 0); base keeps the pairs of different phases apart.
@@ -120,9 +125,24 @@ func newGenerator(w workload, host string, pages, visitors int, path string, see
 		queryHead: []byte("GET /api/v1/visitors?url=" + url.QueryEscape(pageOrigin+path)),
 		queryTail: []byte(" HTTP/1.1\r\nHost: " + host + "\r\n\r\n"),
 		body:      make([]byte, 0, 256),
+		times:     timesOf(w),
 		next:      int64(index),
 		stride:    int64(n),
 	}
+}
+
+// timesOf returns the event times workload w draws from: every hour of the
+// last 30 days for workloadIngestTimed, none for the others.
+func timesOf(w workload) []string {
+	if w != workloadIngestTimed {
+		return nil
+	}
+	now := time.Now().UTC().Truncate(time.Hour)
+	times := make([]string, 30*24)
+	for i := range times {
+		times[i] = now.Add(-time.Duration(i) * time.Hour).Format(time.RFC3339)
+	}
+	return times
 }
 
 // appendRequest appends the next request to dst. It reports false when a
@@ -136,7 +156,7 @@ func (g *generator) appendRequest(dst []byte) ([]byte, bool) {
 	var page, visitor int64
 	r := g.rng.Uint64()
 	switch g.workload {
-	case workloadIngestUniform:
+	case workloadIngestUniform, workloadIngestTimed:
 		page, visitor = g.rng.Int64N(g.pages), g.rng.Int64N(int64(g.visitors))
 	case workloadIngestHot:
 		visitor = g.rng.Int64N(int64(g.visitors))
@@ -159,6 +179,10 @@ func (g *generator) appendRequest(dst []byte) ([]byte, bool) {
 	// so that canonicalization does its real work.
 	if r&1 == 0 {
 		b = append(b, trackedSuffix...)
+	}
+	if g.times != nil {
+		b = append(b, `","time":"`...)
+		b = append(b, g.times[g.rng.IntN(len(g.times))]...)
 	}
 	b = append(b, `"}`...)
 	g.body = b

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestGeneratorRequests reads what each workload writes with net/http's own
@@ -15,7 +16,7 @@ import (
 func TestGeneratorRequests(t *testing.T) {
 	t.Parallel()
 	const host = "127.0.0.1:1234"
-	for _, w := range []workload{workloadIngestUniform, workloadIngestHot, workloadQuery, workloadUnique} {
+	for _, w := range []workload{workloadIngestUniform, workloadIngestHot, workloadQuery, workloadUnique, workloadIngestTimed} {
 		t.Run(w.String(), func(t *testing.T) {
 			t.Parallel()
 			g := newGenerator(w, host, 10, 100, pagePath, 1, 2, 0, 1)
@@ -48,10 +49,15 @@ func TestGeneratorRequests(t *testing.T) {
 					var ev struct {
 						VisitorID string `json:"visitor_id"`
 						URL       string `json:"url"`
+						Time      *time.Time
 					}
 					body, _ := io.ReadAll(req.Body)
 					if err := json.Unmarshal(body, &ev); err != nil || ev.VisitorID == "" {
 						t.Fatalf("body %q: %v", body, err)
+					}
+					if timed := w == workloadIngestTimed; timed != (ev.Time != nil) ||
+						timed && (time.Since(*ev.Time) > 30*24*time.Hour || time.Until(*ev.Time) > 0) {
+						t.Fatalf("body %q: a time in the last 30 days only for ingest-timed", body)
 					}
 					page = ev.URL
 				}
@@ -130,7 +136,7 @@ func TestGeneratorUniquePairs(t *testing.T) {
 
 func TestGeneratorAllocs(t *testing.T) {
 	// Not parallel: AllocsPerRun counts the allocations of the whole process.
-	for _, w := range []workload{workloadIngestUniform, workloadIngestHot, workloadQuery, workloadUnique} {
+	for _, w := range []workload{workloadIngestUniform, workloadIngestHot, workloadQuery, workloadUnique, workloadIngestTimed} {
 		g := newGenerator(w, "127.0.0.1:1", 1000, 1_000_000, pagePath, 1, 1, 0, 1)
 		buf := make([]byte, 0, 512)
 		if allocs := testing.AllocsPerRun(100, func() { buf, _ = g.appendRequest(buf[:0]) }); allocs != 0 {
