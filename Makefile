@@ -9,6 +9,9 @@ DLV         := go run github.com/go-delve/delve/cmd/dlv@v1.27.2
 FUZZTIME    ?= 30s
 
 BENCH_OUT   ?= bench-out
+# The tracker before time ranges, built from this commit by make bench, is the
+# baseline of the time-range ingest figures.
+BEFORE_RANGES ?= ab5c7a8
 # The durability and Redis runs: ingest only, shorter rounds, to keep make bench within 5 minutes.
 DURABLE_LOAD = -workloads ingest-uniform -rounds 3 -duration 2s -warmup 500ms -latency-duration 0
 
@@ -57,7 +60,7 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 30s).
 debug: ## Start the service under Delve, headless on 127.0.0.1:2345 (attach from VS Code: "Attach to make debug").
 	$(DLV) debug --headless --listen=127.0.0.1:2345 --api-version=2 --accept-multiclient ./cmd/tracker -- -log-level=debug
 
-bench: build ## Measure (about 4 min): store benchmarks, memory per pair, allocations per request, HTTP load against a bare handler.
+bench: build ## Measure (about 7 min): store benchmarks, memory per pair and per day, ranges, allocations per request, HTTP load against a bare handler and the tracker before time ranges.
 	@mkdir -p $(BENCH_OUT)
 	@echo "== store (benchstat format: $(BENCH_OUT)/store.txt)"
 	go test -run '^$$' -bench 'Record|Visitors|Hash|Canonical' -benchmem -count 5 -benchtime 0.5s ./internal/infra/memstore/ ./internal/domain/ | tee $(BENCH_OUT)/store.txt
@@ -73,6 +76,17 @@ bench: build ## Measure (about 4 min): store benchmarks, memory per pair, alloca
 	go test -run '^$$' -bench 'Serve' -benchtime 20000x -count 3 ./cmd/tracker/ | tee $(BENCH_OUT)/serve.txt
 	@echo "== HTTP load: tracker against a bare net/http handler, interleaved A/B rounds"
 	go run ./cmd/loadgen -tracker $(BIN) -rounds 4 -latency-duration 2s -out $(BENCH_OUT)/loadgen.json | tee $(BENCH_OUT)/loadgen.txt
+	@echo "== time ranges: a range of 30 and 365 days of a page of 100,000 visitors a month, against its all-time count"
+	go test -run '^$$' -bench 'Range|RecordWithTime' -benchmem -count 3 -benchtime 0.5s ./internal/infra/memstore/ | tee $(BENCH_OUT)/ranges.txt
+	@echo "== time ranges: resident memory per (page, visitor, day) at 10 million, in a fresh process"
+	go test -run '^$$' -bench 'ResidentMemoryDays' -benchtime 1x ./internal/infra/memstore/ | tee $(BENCH_OUT)/memory-days.txt
+	@echo "== time ranges: ingest against the tracker before them ($(BEFORE_RANGES)), events without and with a time, interleaved A/B rounds"
+	rm -rf $(BENCH_OUT)/before-ranges && mkdir -p $(BENCH_OUT)/before-ranges
+	git archive $(BEFORE_RANGES) | tar -x -C $(BENCH_OUT)/before-ranges
+	cd $(BENCH_OUT)/before-ranges && CGO_ENABLED=0 go build -trimpath -o ../tracker-before-ranges ./cmd/tracker
+	go run ./cmd/loadgen -tracker $(BIN) -baseline tracker -baseline-tracker $(BENCH_OUT)/tracker-before-ranges \
+		-workloads ingest-uniform,ingest-timed -rounds 5 -duration 2s -warmup 500ms -latency-duration 0 \
+		-out $(BENCH_OUT)/ranges-ingest.json | tee $(BENCH_OUT)/ranges-ingest.txt
 	@echo "== durability: a start over 10 million pairs (9M in the snapshot, 1M in the log)"
 	go test -run '^$$' -bench Recovery -benchtime 1x ./internal/infra/diskstore/ | tee $(BENCH_OUT)/recovery.txt
 	@echo "== durability: ingest with -data-dir against the memory-only tracker, interleaved A/B rounds"

@@ -248,7 +248,8 @@ func openRedis(cfg *config, logger *slog.Logger) (*redisstore.Store, error) {
 	if cfg.counting == "approximate" {
 		counting = redisstore.Approximate
 	}
-	rs, err := redisstore.Open(redisstore.Options{URL: cfg.redisURL, Prefix: cfg.redisPrefix, Counting: counting, Logger: logger})
+	rs, err := redisstore.Open(redisstore.Options{URL: cfg.redisURL, Prefix: cfg.redisPrefix, Counting: counting,
+		Retention: cfg.retention, Logger: logger})
 	if err != nil {
 		return nil, err
 	}

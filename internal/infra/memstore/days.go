@@ -42,20 +42,14 @@ type timeline struct {
 // table: its entry in the page's list, twice for the Go heap's garbage.
 const dayTableBytes = 2 * int64(unsafe.Sizeof(dayTable{}))
 
-// add notes the visitor of table value k as seen s on day d, and reports
-// whether that made a new (visitor, day) and by how many bytes the page's
-// days grew.
-func (tl *timeline) add(a *arena, d domain.Day, k uint64, s domain.Seen) (added bool, grown int64) {
-	tl.mu.Lock()
-	defer tl.mu.Unlock()
-	if tl.gone {
-		return false, 0
-	}
-	ord, grown := tl.index.insert(a, k)
+// addDay notes the visitor of ordinal ord as seen s on day d, and reports
+// whether that made a new (visitor, day) and by how many bytes the days
+// grew. The caller holds tl.mu.
+func (tl *timeline) addDay(a *arena, d domain.Day, ord uint32, s domain.Seen) (added bool, grown int64) {
 	i, found := slices.BinarySearchFunc(tl.days, d, func(t dayTable, d domain.Day) int { return cmp.Compare(t.day, d) })
 	if !found {
 		tl.days = slices.Insert(tl.days, i, dayTable{day: d})
-		grown += dayTableBytes
+		grown = dayTableBytes
 	}
 	added, g := tl.days[i].insert(a, ord, s)
 	return added, grown + g
@@ -73,6 +67,13 @@ func (tl *timeline) free(a *arena) (bytes, triples int64) {
 	bytes += tl.index.release(a)
 	tl.days, tl.gone = nil, true
 	return bytes, triples
+}
+
+// indexLen returns the number of the page's timed visitors.
+func (tl *timeline) indexLen() int64 {
+	tl.mu.RLock()
+	defer tl.mu.RUnlock()
+	return int64(len(tl.index.keys))
 }
 
 // dropBefore releases the days before first and reports how many, with their
@@ -108,10 +109,10 @@ type ordIndex struct {
 
 // insert returns the ordinal of k, numbering it if it is new, and by how
 // many bytes the index grew.
-func (x *ordIndex) insert(a *arena, k uint64) (ord uint32, grown int64) {
+func (x *ordIndex) insert(a *arena, k uint64) (ord uint32, isNew bool, grown int64) {
 	i, found := x.find(k)
 	if found {
-		return x.slots[i] - 1, 0
+		return x.slots[i] - 1, false, 0
 	}
 	if len(x.keys) == cap(x.keys) {
 		old := x.keys
@@ -129,7 +130,7 @@ func (x *ordIndex) insert(a *arena, k uint64) (ord uint32, grown int64) {
 	ord = uint32(len(x.keys))
 	x.keys = append(x.keys, k)
 	x.slots[i] = ord + 1
-	return ord, grown
+	return ord, true, grown
 }
 
 // find returns the slot of k's ordinal, or the empty slot where it would go.
@@ -487,9 +488,9 @@ func (s *Store) EachDay(fn func(page string, day domain.Day, visitors []domain.V
 }
 
 // RecordDay adds visitors to one day of page, each seen as seen[i] says,
-// merged with what the day has: how a durable store reads a day back. The
-// visitors count for the day only, not for the all-time figures, which
-// their page's own record holds. A zero page or visitor, or a Seen that no
+// merged with what the day has: how a durable store reads a day back. They
+// count all-time too, as any view does (their page's own record, read back
+// by RecordAll, has them already: they are counted once). A zero page or visitor, or a Seen that no
 // day has, is rejected with an error that matches domain.ErrInvalid; ctx is
 // unused, as in Record.
 func (s *Store) RecordDay(ctx context.Context, page domain.PageURL, day domain.Day, visitors []domain.VisitorID, seen []domain.Seen) error {
@@ -503,18 +504,19 @@ func (s *Store) RecordDay(ctx context.Context, page domain.PageURL, day domain.D
 		}
 	}
 	key := page.String()
-	p := s.page(s.shardOf(key), key)
-	var added, grown int64
+	sh := s.shardOf(key)
 	for i, v := range visitors {
-		a, g := p.days.add(s.arena, day, s.slotKey(v.Hash()), seen[i])
-		if a {
-			added++
+		for {
+			p := s.page(sh, key)
+			added, grown, gone := s.addTimed(p, s.slotKey(v.Hash()), v.Hash(), day, seen[i])
+			sh.pairs.Add(added)
+			if grown != 0 {
+				s.grew(grown)
+			}
+			if !gone {
+				break
+			}
 		}
-		grown += g
-	}
-	s.triples.Add(added)
-	if grown != 0 {
-		s.grew(grown)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package memstore
 import (
 	"context"
 	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 
@@ -95,7 +96,7 @@ func TestDaysUnderTheMemoryLimit(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	events := 100_000
 	if raceEnabled {
-		events = 30_000
+		events = 60_000
 	}
 	for i := range events {
 		v, _ := domain.VisitorFromHash(rng.Uint64() | 1)
@@ -156,5 +157,113 @@ func TestRecordWithTimeDoesNotAllocate(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("Record with a time allocates %v times per call, want 0", allocs)
+	}
+}
+
+// TestTimedAndUntimedCountOnce: a visitor with views with and without time,
+// in either order or at once from racing writers, counts once, and a
+// visitor the sets had moves to the index when it comes with a time, as
+// after a restart (RecordAll, then RecordDay).
+func TestTimedAndUntimedCountOnce(t *testing.T) {
+	t.Parallel()
+	s := New()
+	page := pageN(t, 1)
+	const n = 2000
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range n {
+				v := visitorN(t, (i+w*n/4)%n)
+				if (i+w)%2 == 0 {
+					record(t, s, page, v)
+				} else {
+					recordAt(t, s, page, v, dayN(1+i%3))
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got := visitors(t, s, page); got != n {
+		t.Errorf("%d visitors after racing timed and untimed views, want %d", got, n)
+	}
+	if st := s.Stats(); st.Pairs != n {
+		t.Errorf("Stats().Pairs = %d, want %d", st.Pairs, n)
+	}
+
+	r := New()
+	other := pageN(t, 2)
+	var all []domain.VisitorID
+	var seen []domain.Seen
+	for i := range 5000 { // past a split into stripes
+		all = append(all, visitorN(t, i))
+		seen = append(seen, domain.SeenAt(i%96))
+	}
+	if err := r.RecordAll(context.Background(), other, all); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.RecordDay(context.Background(), other, domain.DayOf(dayN(5)), all[:4000], seen[:4000]); err != nil {
+		t.Fatal(err)
+	}
+	if got := visitors(t, r, other); got != 5000 {
+		t.Errorf("%d visitors after RecordAll and RecordDay, want 5000", got)
+	}
+	p := r.shardOf(other.String()).pages[other.String()]
+	inSets := p.small.n
+	if st := p.striped.Load(); st != nil {
+		for i := range st {
+			inSets += st[i].set.n
+		}
+	}
+	if inSets != 1000 {
+		t.Errorf("the sets hold %d visitors, want the 1000 without a day: the others moved to the index", inSets)
+	}
+	got := map[uint64]bool{}
+	if err := r.Each(func(page string, vs []domain.VisitorID, _ []byte) error {
+		for _, v := range vs {
+			got[v.Hash()] = true
+		}
+		return nil
+	}); err != nil || len(got) != 5000 {
+		t.Errorf("Each lists %d distinct visitors (%v), want 5000", len(got), err)
+	}
+}
+
+// TestSetRemove checks removal against a map, with values crowded into a
+// few homes so that probe runs are long and wrap around.
+func TestSetRemove(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(9, 10))
+	var s set
+	model := map[uint64]bool{}
+	for i := range 20000 {
+		// Top bits from a small range: long runs near the end of the table,
+		// wrapping to its start.
+		h := (uint64(rng.IntN(4))+^uint64(3))<<60 | rng.Uint64()>>4 | 1
+		if rng.IntN(3) == 0 && len(model) > 0 {
+			for k := range model {
+				h = k
+				break
+			}
+		}
+		if model[h] {
+			if !s.remove(h) {
+				t.Fatalf("step %d: remove of a held value failed", i)
+			}
+			delete(model, h)
+		} else {
+			s.insert(h)
+			model[h] = true
+		}
+		if s.n != len(model) {
+			t.Fatalf("step %d: n = %d, want %d", i, s.n, len(model))
+		}
+	}
+	for k := range model {
+		if !s.contains(k) {
+			t.Fatalf("lost %x", k)
+		}
+	}
+	if s.remove(2) {
+		t.Error("removed a value never held")
 	}
 }

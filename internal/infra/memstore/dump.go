@@ -59,10 +59,16 @@ func (s *Store) Each(fn func(page string, visitors []domain.VisitorID, sketch []
 // if p is (or becomes, during the walk) a sketch, which cannot list them.
 // Each set is read under its lock, where a conversion is seen.
 func (p *page) appendVisitors(dst []domain.VisitorID, s *Store) (_ []domain.VisitorID, exact bool) {
+	p.days.mu.RLock() // before the page's lock, as everywhere (see addTimed)
+	defer p.days.mu.RUnlock()
 	p.mu.Lock()
 	if p.sketched.Load() {
 		p.mu.Unlock()
 		return dst, false
+	}
+	for _, k := range p.days.index.keys {
+		v, _ := domain.VisitorFromHash(s.visitorHash(k))
+		dst = append(dst, v)
 	}
 	st := p.striped.Load()
 	if st == nil {
@@ -166,17 +172,19 @@ func (s *Store) RecordAll(ctx context.Context, page domain.PageURL, visitors []d
 	}
 	key := page.String()
 	sh := s.shardOf(key)
-	p := s.page(sh, key)
-	p.touch(s.now.Load())
-	var added, grown int64
 	for _, v := range visitors {
-		a, g := p.add(s.slotKey(v.Hash()), v.Hash())
-		added += a
-		grown += g
-	}
-	sh.pairs.Add(added)
-	if grown != 0 {
-		s.grew(grown)
+		for {
+			p := s.page(sh, key)
+			p.touch(s.now.Load())
+			added, grown, gone := s.addUntimed(p, s.slotKey(v.Hash()), v.Hash())
+			sh.pairs.Add(added)
+			if grown != 0 {
+				s.grew(grown)
+			}
+			if !gone {
+				break
+			}
+		}
 	}
 	return nil
 }

@@ -68,6 +68,36 @@ func (s *set) insert(h uint64) (added bool, grown int64) {
 	return true, grown
 }
 
+// remove deletes h, if the set has it, and reports whether it did. The
+// table keeps its size. The values after h in its probe run that may sit
+// in its slot move back (backward-shift deletion), so that every value stays
+// reachable from its home without tombstones.
+func (s *set) remove(h uint64) bool {
+	i, found := s.find(h)
+	if !found {
+		return false
+	}
+	slots := s.slots
+	for j := i; ; {
+		if j++; j == len(slots) {
+			j = 0
+		}
+		if slots[j] == 0 {
+			break
+		}
+		// slots[j] may fill the hole at i unless its home lies after i,
+		// up to j, going round.
+		k := home(slots[j], len(slots))
+		if i <= j && (k <= i || k > j) || i > j && k <= i && k > j {
+			slots[i] = slots[j]
+			i = j
+		}
+	}
+	slots[i] = 0
+	s.n--
+	return true
+}
+
 // contains reports whether h is in the set.
 func (s *set) contains(h uint64) bool {
 	_, found := s.find(h)

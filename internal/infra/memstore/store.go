@@ -147,26 +147,95 @@ func (s *Store) Record(ctx context.Context, v domain.PageView) error {
 	for {
 		p := s.page(sh, key)
 		p.touch(s.now.Load())
-		added, grown := p.add(slot, hash)
+		var (
+			added, grown int64
+			gone         bool
+		)
+		if v.At.IsZero() {
+			added, grown, gone = s.addUntimed(p, slot, hash)
+		} else {
+			added, grown, gone = s.addTimed(p, slot, hash, v.At.Day(), domain.SeenAt(v.At.OfDay()))
+		}
 		if added != 0 {
 			sh.pairs.Add(added)
-		}
-		if !v.At.IsZero() {
-			newDay, g := p.days.add(s.arena, v.At.Day(), slot, domain.SeenAt(v.At.OfDay()))
-			if newDay {
-				s.triples.Add(1)
-			}
-			grown += g
 		}
 		if grown != 0 {
 			s.grew(grown)
 		}
 		// A page removed (expired or evicted) between the lookup and the
 		// add took nothing: the event goes to the page made anew.
-		if added != 0 || !p.removed.Load() {
+		if !gone {
 			return nil
 		}
 	}
+}
+
+// A page's visitors are in one of two places, never both: its timeline's
+// index, for a visitor with a timed view (nearly every one, since ingest
+// gives every event a time), or its exact sets (or sketch), for the others,
+// which only the logs and snapshots of earlier versions bring. The count is
+// of both. The timeline's lock comes first, then the page's and the
+// stripes': a timed writer holds it to check and move a visitor the sets
+// hold, an untimed one holds it for reading, so that the two never count
+// one visitor twice.
+
+// addUntimed adds a view without a time: to the sets, unless the index has
+// the visitor. It reports how the count and the bytes grew, and gone if the
+// page was removed meanwhile.
+func (s *Store) addUntimed(p *page, k, v uint64) (added, grown int64, gone bool) {
+	tl := &p.days
+	tl.mu.RLock()
+	defer tl.mu.RUnlock()
+	if _, found := tl.index.find(k); found {
+		return 0, 0, false
+	}
+	added, grown = p.add(k, v)
+	return added, grown, added == 0 && p.removed.Load()
+}
+
+// addTimed adds a view seen s on day d: to the index and the day, moving
+// the visitor out of the sets if they have it. It reports as addUntimed.
+func (s *Store) addTimed(p *page, k, v uint64, d domain.Day, seen domain.Seen) (added, grown int64, gone bool) {
+	tl := &p.days
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	if tl.gone {
+		return 0, 0, true
+	}
+	ord, isNew, grown := tl.index.insert(s.arena, k)
+	if isNew {
+		switch {
+		case p.sketched.Load(): // stable: a conversion holds tl.mu too
+			added = p.addSketch(v)
+		case !p.take(k):
+			p.visitors.Add(1)
+			added = 1
+		}
+	}
+	newDay, g := tl.addDay(s.arena, d, ord, seen)
+	if newDay {
+		s.triples.Add(1)
+	}
+	return added, grown + g, false
+}
+
+// take removes the visitor of table value k from the page's exact sets and
+// reports whether they had it; the caller holds p.days.mu, which keeps
+// conversions out.
+func (p *page) take(k uint64) bool {
+	if st := p.striped.Load(); st != nil {
+		s := &st[stripeOf(k)]
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.set.remove(k)
+	}
+	p.mu.Lock()
+	if p.striped.Load() != nil { // split meanwhile
+		p.mu.Unlock()
+		return p.take(k)
+	}
+	defer p.mu.Unlock()
+	return p.small.remove(k)
 }
 
 // grew accounts for n more bytes and, past the limit, shrinks the store.
@@ -504,12 +573,15 @@ func (p *page) addSketch(v uint64) (added int64) {
 // saved (negative if it cost). A sketched or removed page is left as it is
 // (ok = false).
 func (p *page) convert(s *Store) (saved int64, ok bool) {
+	p.days.mu.RLock() // the index's visitors go into the sketch too; see addTimed
+	defer p.days.mu.RUnlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.sketched.Load() || p.removed.Load() {
 		return 0, false
 	}
 	sk := newSketch(s.arena)
+	sk.addAll(p.days.index.keys, s.visitorHash)
 	saved = -int64(sketchBytes)
 	if st := p.striped.Load(); st != nil {
 		for i := range st {

@@ -103,6 +103,10 @@ type Store struct {
 
 	closeMu sync.RWMutex // read-held while queueing, so that Close sees no op after it
 	closed  bool
+
+	// rangeScript counts ranges in exact counting; go-redis loads it on a
+	// server when a call finds it missing there.
+	rangeScript *redis.Script
 }
 
 // op is one command waiting for its pipeline: a count, or an add with the
@@ -159,7 +163,8 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("-redis-url: %w", err)
 	}
-	s := &Store{client: client, opts: opts, queue: make(chan *op, 4*opts.Batch), stop: make(chan struct{})}
+	s := &Store{client: client, opts: opts, queue: make(chan *op, 4*opts.Batch), stop: make(chan struct{}),
+		rangeScript: redis.NewScript(rangeScript)}
 	s.checkHealth()
 	for range opts.Workers {
 		s.wg.Go(s.worker)
@@ -228,7 +233,7 @@ func (s *Store) Record(ctx context.Context, v domain.PageView) error {
 	binary.LittleEndian.PutUint64(member[:], v.Visitor.Hash())
 	var day dayAdd
 	if !v.At.IsZero() {
-		day = s.dayAdd(v.Page, v.At, time.Now())
+		day = s.dayOf(v.Page, v.At, time.Now())
 	}
 	_, err := s.do(ctx, s.Key(v.Page), string(member[:]), day)
 	return err

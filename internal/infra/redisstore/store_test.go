@@ -18,10 +18,19 @@ import (
 
 func open(t *testing.T, srv *redistest.Server, counting redisstore.Counting) *redisstore.Store {
 	t.Helper()
-	s, err := redisstore.Open(redisstore.Options{
-		URL: srv.URL(), Prefix: strings.ReplaceAll(t.Name(), "/", ":") + ":", Counting: counting,
-		HealthEvery: 50 * time.Millisecond,
-	})
+	// Ten years of retention: the suite's days are in 2026 (see storetest.Run).
+	return openWith(t, srv, redisstore.Options{Counting: counting, Retention: domain.Retention{Days: 3660}})
+}
+
+// openWith opens a store with opts, on srv, under a prefix of the test's
+// own unless opts has one.
+func openWith(t *testing.T, srv *redistest.Server, opts redisstore.Options) *redisstore.Store {
+	t.Helper()
+	opts.URL, opts.HealthEvery = srv.URL(), 50*time.Millisecond
+	if opts.Prefix == "" {
+		opts.Prefix = strings.ReplaceAll(t.Name(), "/", ":") + ":"
+	}
+	s, err := redisstore.Open(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
