@@ -95,7 +95,7 @@ func (tl *timeline) dropBefore(a *arena, first domain.Day) (days, bytes, triples
 // holds 64·L/b slots of b bytes, and grows by a quarter of its lines. A
 // table is at most 7/8 full, as a page's (see set).
 func slotsIn(lines, slotBytes int) int { return lines * lineSlots * 8 / slotBytes }
-func nextLines(lines int) int           { return lines + max(1, lines/growDiv) }
+func nextLines(lines int) int          { return lines + max(1, lines/growDiv) }
 
 // ordIndex numbers the visitors of a page: keys[o] is the table value (see
 // slotKey) of the visitor of ordinal o, and slots, a hash table of o+1 (0
