@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,6 +100,17 @@ func TestMemoryLimitOverHTTP(t *testing.T) {
 	}
 	if got := in.metric(t, "tracker_pages_estimated"); got != 2 {
 		t.Errorf("tracker_pages_estimated %v, want 2", got)
+	}
+	// An estimated page gave up its days: a range of it is a clear 409,
+	// never a wrong count; an exact page still answers its range.
+	today := time.Now().UTC().Format(time.DateOnly)
+	status, _, body := in.do(t, "GET", "/api/v1/visitors?url="+url.QueryEscape(hot[0])+"&from="+today, "", "")
+	if status != http.StatusConflict || !strings.Contains(body, "urn:webtracker:problem:days-not-kept") {
+		t.Errorf("a range of an estimated page: %d %s, want a 409 days-not-kept problem", status, body)
+	}
+	status, _, body = in.do(t, "GET", "/api/v1/visitors?url="+url.QueryEscape("https://example.com/cold/5999")+"&from="+today, "", "")
+	if status != http.StatusOK || !strings.Contains(body, `"visitors":1,"exact":true`) {
+		t.Errorf("a range of an exact page: %d %s, want 1 visitor, exact", status, body)
 	}
 }
 

@@ -16,6 +16,10 @@ var (
 	// ErrForbidden reports a valid request that the service is configured
 	// to refuse, such as an event for a site it does not track.
 	ErrForbidden = errors.New("forbidden")
+	// ErrNoDays reports a range asked of a page whose visits by day the
+	// store no longer keeps: a page moved into a sketch under the memory
+	// limit, whose all-time count is estimated since.
+	ErrNoDays = errors.New("the days of this page are not kept")
 )
 
 // FieldError says why one named input field is invalid.

@@ -60,7 +60,7 @@ var (
 //   - domain.ErrInvalid: 400, naming each bad field;
 //   - ErrMalformedBody: 400; ErrUnsupportedMediaType: 415;
 //   - *http.MaxBytesError: 413;
-//   - domain.ErrForbidden: 403;
+//   - domain.ErrForbidden: 403; domain.ErrNoDays: 409;
 //   - domain.ErrUnavailable: 503 with Retry-After;
 //   - a context deadline: 503; any other error: 500, with its text kept out of
 //     the answer and handed to the access log instead.
@@ -91,6 +91,8 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 		p.Detail = "the request body is larger than " + strconv.FormatInt(tooLarge.Limit, 10) + " bytes"
 	case errors.Is(err, domain.ErrForbidden):
 		p.Status, p.Type = http.StatusForbidden, "forbidden"
+	case errors.Is(err, domain.ErrNoDays):
+		p.Status, p.Type = http.StatusConflict, "days-not-kept"
 	case errors.Is(err, domain.ErrUnavailable):
 		p.Status, p.Type = http.StatusServiceUnavailable, "unavailable"
 		retryAfter = time.Second

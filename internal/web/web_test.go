@@ -35,6 +35,8 @@ func TestError(t *testing.T) {
 		{"media type", fmt.Errorf("%w: text/html", web.ErrUnsupportedMediaType), 415, "unsupported-media-type", nil, false},
 		{"too large", &http.MaxBytesError{Limit: 10}, 413, "body-too-large", nil, true},
 		{"unavailable", fmt.Errorf("redis: %w", domain.ErrUnavailable), 503, "unavailable", map[string]string{"Retry-After": "1"}, false},
+		{"forbidden", fmt.Errorf("%w: other.example", domain.ErrForbidden), 403, "forbidden", nil, false},
+		{"days not kept", fmt.Errorf("memstore: %w", domain.ErrNoDays), 409, "days-not-kept", nil, false},
 		{"deadline", fmt.Errorf("store: %w", context.DeadlineExceeded), 503, "deadline-exceeded", map[string]string{"Retry-After": "1"}, true},
 		{"status", &web.StatusError{Status: 429, Slug: "rate-limited", Detail: "slow down", RetryAfter: 1500 * time.Millisecond}, 429, "rate-limited", map[string]string{"Retry-After": "2"}, false},
 		{"allow", &web.StatusError{Status: 405, Slug: "method-not-allowed", Detail: "no", Allow: "GET, HEAD"}, 405, "method-not-allowed", map[string]string{"Allow": "GET, HEAD"}, false},

@@ -3,6 +3,7 @@ package memstore
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -36,6 +37,22 @@ type timeline struct {
 	index ordIndex   // guarded by mu
 	days  []dayTable // guarded by mu, in day order
 	gone  bool       // guarded by mu: the page is freed, take nothing more
+	// dropped is set, under mu, when the page's index and days are given
+	// up for a sketch under the memory limit: its views count all-time
+	// only, in the sketch, and a range of it is ErrNoDays.
+	dropped bool
+}
+
+// drop gives up the index and the days, for good, and reports their bytes
+// and (visitor, day); the caller holds tl.mu.
+func (tl *timeline) drop(a *arena) (bytes, triples int64) {
+	for i := range tl.days {
+		bytes += tl.days[i].release(a) + dayTableBytes
+		triples += int64(tl.days[i].n)
+	}
+	bytes += tl.index.release(a)
+	tl.days, tl.dropped = nil, true
+	return bytes, triples
 }
 
 // dayTableBytes is what Stats.Bytes counts for a day's keeping besides its
@@ -60,20 +77,8 @@ func (tl *timeline) addDay(a *arena, d domain.Day, ord uint32, s domain.Seen) (a
 func (tl *timeline) free(a *arena) (bytes, triples int64) {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
-	for i := range tl.days {
-		bytes += tl.days[i].release(a) + dayTableBytes
-		triples += int64(tl.days[i].n)
-	}
-	bytes += tl.index.release(a)
-	tl.days, tl.gone = nil, true
-	return bytes, triples
-}
-
-// indexLen returns the number of the page's timed visitors.
-func (tl *timeline) indexLen() int64 {
-	tl.mu.RLock()
-	defer tl.mu.RUnlock()
-	return int64(len(tl.index.keys))
+	tl.gone = true
+	return tl.drop(a)
 }
 
 // dropBefore releases the days before first and reports how many, with their
@@ -336,8 +341,11 @@ func (b *bitmap) add(o uint32) bool {
 // the distinct visitors of all of them.
 func (tl *timeline) union(ctx context.Context, periods []domain.Period, each []domain.Count) (int64, error) {
 	tl.mu.RLock()
-	words := (len(tl.index.keys) + 63) / 64
+	words, dropped := (len(tl.index.keys)+63)/64, tl.dropped
 	tl.mu.RUnlock()
+	if dropped {
+		return 0, fmt.Errorf("memstore: %w: the page's days were given up for a sketch under the memory limit", domain.ErrNoDays)
+	}
 	all := make(bitmap, words)
 	var cur bitmap // the period's own visitors, for several periods
 	if len(periods) > 1 {
@@ -382,7 +390,9 @@ func (tl *timeline) union(ctx context.Context, periods []domain.Period, each []d
 
 // PagesIn lists every page with visitors in p, and their distinct visitors
 // in p, in no particular order. It costs a pass over the visitors of every
-// page on the days p touches; ctx is checked between pages.
+// page on the days p touches; ctx is checked between pages. A page whose
+// days were given up under the memory limit is left out: it has no count
+// for p to rank by.
 func (s *Store) PagesIn(ctx context.Context, p domain.Period) ([]domain.PageCount, error) {
 	var out []domain.PageCount
 	var (
@@ -403,6 +413,9 @@ func (s *Store) PagesIn(ctx context.Context, p domain.Period) ([]domain.PageCoun
 			}
 			var each [1]domain.Count
 			n, err := pg.days.union(ctx, []domain.Period{p}, each[:])
+			if errors.Is(err, domain.ErrNoDays) {
+				continue // see PagesIn's doc: an estimated page has no days
+			}
 			if err != nil {
 				return nil, err
 			}

@@ -81,9 +81,7 @@ func (s *Store) candidates(minVisitors int64) []candidate {
 		sh.mu.RLock()
 		for k, p := range sh.pages {
 			n := p.visitors.Load()
-			// A sketch saves the memory of the page's sets alone: the
-			// index of its timed visitors stays, for its days.
-			if minVisitors > 0 && (n-p.days.indexLen() < minVisitors || p.sketched.Load()) {
+			if minVisitors > 0 && (n < minVisitors || p.sketched.Load()) {
 				continue
 			}
 			out = append(out, candidate{sh: sh, key: k, p: p, seen: p.seen.Load(), count: n})

@@ -199,8 +199,11 @@ func (s *Store) addTimed(p *page, k, v uint64, d domain.Day, seen domain.Seen) (
 	tl := &p.days
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
-	if tl.gone {
+	switch {
+	case tl.gone:
 		return 0, 0, true
+	case tl.dropped: // a sketch, which takes it all-time
+		return p.addSketch(v), 0, false
 	}
 	ord, isNew, grown := tl.index.insert(s.arena, k)
 	if isNew {
@@ -573,8 +576,10 @@ func (p *page) addSketch(v uint64) (added int64) {
 // saved (negative if it cost). A sketched or removed page is left as it is
 // (ok = false).
 func (p *page) convert(s *Store) (saved int64, ok bool) {
-	p.days.mu.RLock() // the index's visitors go into the sketch too; see addTimed
-	defer p.days.mu.RUnlock()
+	// The index's visitors go into the sketch too, and the index and the
+	// days go: that is where a page with times keeps its visitors.
+	p.days.mu.Lock()
+	defer p.days.mu.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.sketched.Load() || p.removed.Load() {
@@ -582,7 +587,9 @@ func (p *page) convert(s *Store) (saved int64, ok bool) {
 	}
 	sk := newSketch(s.arena)
 	sk.addAll(p.days.index.keys, s.visitorHash)
-	saved = -int64(sketchBytes)
+	dayBytes, triples := p.days.drop(s.arena)
+	s.triples.Add(-triples)
+	saved = dayBytes - int64(sketchBytes)
 	if st := p.striped.Load(); st != nil {
 		for i := range st {
 			st[i].mu.Lock()
