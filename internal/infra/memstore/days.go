@@ -256,16 +256,6 @@ func (t *dayTable) find(slots []uint32, o uint32) (i int, found bool) {
 	}
 }
 
-// lookup returns the Seen of ordinal o, and whether the day has it.
-func (t *dayTable) lookup(o uint32) (domain.Seen, bool) {
-	slots, seen := t.tables()
-	i, found := t.find(slots, o)
-	if !found {
-		return domain.Seen{}, false
-	}
-	return domain.SeenFromBits(seen[i]), true
-}
-
 // grow moves the day to a table a quarter larger and reports the bytes
 // added.
 func (t *dayTable) grow(a *arena) int64 {
