@@ -3,8 +3,11 @@ package memstore
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
+	"math/bits"
 	"slices"
 	"sync"
 	"unsafe"
@@ -36,6 +39,7 @@ type timeline struct {
 	mu    sync.RWMutex
 	index ordIndex   // guarded by mu
 	days  []dayTable // guarded by mu, in day order
+	weeks []week     // guarded by mu, in week order
 	gone  bool       // guarded by mu: the page is freed, take nothing more
 	// dropped is set, under mu, when the page's index and days are given
 	// up for a sketch under the memory limit: its views count all-time
@@ -50,9 +54,78 @@ func (tl *timeline) drop(a *arena) (bytes, triples int64) {
 		bytes += tl.days[i].release(a) + dayTableBytes
 		triples += int64(tl.days[i].n)
 	}
+	for i := range tl.weeks {
+		bytes += tl.weeks[i].release(a)
+	}
 	bytes += tl.index.release(a)
-	tl.days, tl.dropped = nil, true
+	tl.days, tl.weeks, tl.dropped = nil, nil, true
 	return bytes, triples
+}
+
+// A week is the union of a page's visitors over seven whole UTC days,
+// Monday to Sunday, as a bitmap of their ordinals plus one (see bitmap),
+// kept beside the days: a long range takes its whole weeks from these,
+// an OR of a few kilobytes each, and scans only the days at its ends.
+type week struct {
+	n    int32 // the week's number: days 4 to 10, the first Monday to Sunday, are week 1
+	bits bitmap
+}
+
+// weekOf returns the number of the week of day d.
+func weekOf(d domain.Day) int32 { return int32(floorDiv(int64(d)+3, 7)) }
+
+// firstDay returns the Monday of week n.
+func firstDay(n int32) domain.Day { return domain.Day(int64(n)*7 - 3) }
+
+// bytes is what Stats.Bytes counts for w: its bitmap, in the arena, and
+// its entry, twice for the Go heap's garbage.
+func (w week) bytes() int64 { return int64(len(w.bits))*8 + 2*int64(unsafe.Sizeof(week{})) }
+
+// add sets bit e, growing the bitmap in a by a quarter, in whole lines, if
+// need be, and reports the bytes it grew.
+func (w *week) add(a *arena, e uint32) (grown int64) {
+	if need := int(e>>6) + 1; need > len(w.bits) {
+		lines := max(nextLines(len(w.bits)/lineSlots), (need+lineSlots-1)/lineSlots)
+		bits := a.alloc(lines * lineSlots)
+		copy(bits, w.bits)
+		if w.bits != nil {
+			a.free(w.bits)
+		}
+		grown = int64(len(bits)-len(w.bits)) * 8
+		w.bits = bits
+	}
+	w.bits[e>>6] |= 1 << (e & 63)
+	return grown
+}
+
+// release returns the bitmap to a and reports the bytes of w.
+func (w *week) release(a *arena) int64 {
+	n := w.bytes()
+	if w.bits != nil {
+		a.free(w.bits)
+	}
+	w.bits = nil
+	return n
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+// addWeek notes ordinal ord in the week of day d and reports the bytes the
+// weeks grew. The caller holds tl.mu.
+func (tl *timeline) addWeek(a *arena, d domain.Day, ord uint32) (grown int64) {
+	n := weekOf(d)
+	i, found := slices.BinarySearchFunc(tl.weeks, n, func(w week, n int32) int { return cmp.Compare(w.n, n) })
+	if !found {
+		tl.weeks = slices.Insert(tl.weeks, i, week{n: n})
+		grown = int64(unsafe.Sizeof(week{})) * 2
+	}
+	return grown + tl.weeks[i].add(a, ord+1)
 }
 
 // dayTableBytes is what Stats.Bytes counts for a day's keeping besides its
@@ -69,6 +142,9 @@ func (tl *timeline) addDay(a *arena, d domain.Day, ord uint32, s domain.Seen) (a
 		grown = dayTableBytes
 	}
 	added, g := tl.days[i].insert(a, ord, s)
+	if added {
+		g += tl.addWeek(a, d, ord)
+	}
 	return added, grown + g
 }
 
@@ -93,165 +169,219 @@ func (tl *timeline) dropBefore(a *arena, first domain.Day) (days, bytes, triples
 		triples += int64(tl.days[i].n)
 	}
 	tl.days = slices.Delete(tl.days, 0, i)
+	// A week with a day gone is no longer the union of its days.
+	w := 0
+	for ; w < len(tl.weeks) && firstDay(tl.weeks[w].n) < first; w++ {
+		bytes += tl.weeks[w].release(a)
+	}
+	tl.weeks = slices.Delete(tl.weeks, 0, w)
 	return int64(i), bytes, triples
 }
 
-// Lines of a cache line make the tables of the days: a table of L lines
-// holds 64·L/b slots of b bytes, and grows by a quarter of its lines. A
-// table is at most 7/8 full, as a page's (see set).
-func slotsIn(lines, slotBytes int) int { return lines * lineSlots * 8 / slotBytes }
-func nextLines(lines int) int          { return lines + max(1, lines/growDiv) }
+// nextLines returns the size, in cache lines, of the table that follows one
+// of lines lines: a quarter more. The tables of the days are at most 7/8
+// full, as a page's (see set).
+func nextLines(lines int) int { return lines + max(1, lines/growDiv) }
 
-// ordIndex numbers the visitors of a page: keys[o] is the table value (see
-// slotKey) of the visitor of ordinal o, and slots, a hash table of o+1 (0
-// for an empty slot) placed by the key, finds the ordinal of a key. Both
-// live in the arena.
+// Both tables of the days pack their entries into cache lines, so that
+// finding an entry costs one line from memory, not one per array: an index
+// entry is 12 bytes, five to a line; a day entry 6 bytes, ten to a line.
+const (
+	indexPerLine = 5
+	dayPerLine   = 10
+)
+
+// ordIndex numbers the visitors of a page: a hash table of (table value of
+// the visitor (see slotKey), its ordinal plus one) entries, placed by the
+// value, 0 for an empty entry. Ordinals count from 0 in the order visitors
+// first came. It lives in the arena.
 type ordIndex struct {
-	keys  []uint64 // len is the number of visitors
-	slots []uint32
-	block []uint64 // of slots
+	block []uint64
+	n     int // visitors
 }
 
-// insert returns the ordinal of k, numbering it if it is new, and by how
-// many bytes the index grew.
-func (x *ordIndex) insert(a *arena, k uint64) (ord uint32, isNew bool, grown int64) {
-	i, found := x.find(k)
-	if found {
-		return x.slots[i] - 1, false, 0
-	}
-	if len(x.keys) == cap(x.keys) {
-		old := x.keys
-		keys := a.alloc(nextLines(max(1, cap(old)/lineSlots)) * lineSlots)
-		x.keys = keys[:copy(keys, old)]
-		if old != nil {
-			a.free(old[:cap(old)])
-		}
-		grown += int64(cap(x.keys)-cap(old)) * 8
-	}
-	if len(x.keys) >= maxLoad(len(x.slots)) {
-		grown += x.grow(a)
-		i, _ = x.find(k)
-	}
-	ord = uint32(len(x.keys))
-	x.keys = append(x.keys, k)
-	x.slots[i] = ord + 1
-	return ord, true, grown
+// size returns the number of entries of x.
+func (x *ordIndex) size() int { return len(x.block) / lineSlots * indexPerLine }
+
+// words returns x's block as 32-bit words: entry i is the three words from
+// indexAt(i), the value's low and high halves, then the ordinal plus one.
+func (x *ordIndex) words() []uint32 {
+	return unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(x.block))), 2*len(x.block))
 }
 
-// find returns the slot of k's ordinal, or the empty slot where it would go.
-func (x *ordIndex) find(k uint64) (i int, found bool) {
-	slots := x.slots
-	if len(slots) == 0 {
-		return 0, false
+func indexAt(i int) int { return i/indexPerLine*(2*lineSlots) + i%indexPerLine*3 }
+
+// find returns the entry of k and its ordinal, or the empty entry where k
+// would go.
+func (x *ordIndex) find(k uint64) (i int, ord uint32, found bool) {
+	size := x.size()
+	if size == 0 {
+		return 0, 0, false
 	}
-	for i = home(k, len(slots)); ; {
-		switch o := slots[i]; {
-		case o == 0:
-			return i, false
-		case x.keys[o-1] == k:
-			return i, true
+	w := x.words()
+	lo, hi := uint32(k), uint32(k>>32)
+	for i = home(k, size); ; {
+		switch j := indexAt(i); {
+		case w[j+2] == 0:
+			return i, 0, false
+		case w[j] == lo && w[j+1] == hi:
+			return i, w[j+2] - 1, true
 		}
-		if i++; i == len(slots) {
+		if i++; i == size {
 			i = 0
 		}
 	}
 }
 
-// grow moves the ordinals to a table a quarter larger and reports the bytes
+// insert returns the ordinal of k, numbering it if it is new, and by how
+// many bytes the index grew.
+func (x *ordIndex) insert(a *arena, k uint64) (ord uint32, isNew bool, grown int64) {
+	i, ord, found := x.find(k)
+	if found {
+		return ord, false, 0
+	}
+	if x.n >= maxLoad(x.size()) {
+		grown = x.grow(a)
+		i, _, _ = x.find(k)
+	}
+	ord = uint32(x.n)
+	x.put(i, k, ord)
+	x.n++
+	return ord, true, grown
+}
+
+func (x *ordIndex) put(i int, k uint64, ord uint32) {
+	w, j := x.words(), indexAt(i)
+	w[j], w[j+1], w[j+2] = uint32(k), uint32(k>>32), ord+1
+}
+
+// each calls fn with every visitor's table value and ordinal.
+func (x *ordIndex) each(fn func(k uint64, ord uint32)) {
+	w := x.words()
+	for i := range x.size() {
+		if j := indexAt(i); w[j+2] != 0 {
+			fn(uint64(w[j])|uint64(w[j+1])<<32, w[j+2]-1)
+		}
+	}
+}
+
+// grow moves the entries to a table a quarter larger and reports the bytes
 // added.
 func (x *ordIndex) grow(a *arena) int64 {
-	oldBlock := x.block
-	lines := nextLines(len(oldBlock) / lineSlots)
+	old := *x
+	lines := nextLines(len(old.block) / lineSlots)
 	x.block = a.alloc(lines * lineSlots)
-	size := slotsIn(lines, 4)
-	x.slots = unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(x.block))), size)
-	for o, k := range x.keys {
-		i := home(k, size)
-		for x.slots[i] != 0 {
-			if i++; i == size {
-				i = 0
-			}
-		}
-		x.slots[i] = uint32(o) + 1
+	old.each(func(k uint64, ord uint32) {
+		i, _, _ := x.find(k)
+		x.put(i, k, ord)
+	})
+	if old.block != nil {
+		a.free(old.block)
 	}
-	if oldBlock != nil {
-		a.free(oldBlock)
-	}
-	return int64(len(x.block)-len(oldBlock)) * 8
+	return int64(len(x.block)-len(old.block)) * 8
 }
 
 // release returns the index's memory to a and reports its bytes.
 func (x *ordIndex) release(a *arena) int64 {
-	n := int64(len(x.block)+cap(x.keys)) * 8
+	n := int64(len(x.block)) * 8
 	if x.block != nil {
 		a.free(x.block)
-	}
-	if x.keys != nil {
-		a.free(x.keys[:cap(x.keys)])
 	}
 	*x = ordIndex{}
 	return n
 }
 
 // dayTable is the visitors of one page on one UTC day: a hash table of
-// ordinals plus one (0 for an empty slot), and each one's Seen bits, in
-// one block of the arena: the slots, then the Seen bits.
+// (ordinal plus one, Seen bits) entries, placed by the ordinal, 0 for an
+// empty entry, in one block of the arena.
 type dayTable struct {
 	day   domain.Day
 	n     int32 // visitors
-	block []uint64
+	lines int32 // of the block
+	// block is the table's memory, lines cache lines of the arena: a
+	// pointer rather than a slice, to keep the table's entry in the page's
+	// list at 24 bytes.
+	block unsafe.Pointer
 }
 
-// size returns the number of slots of t.
-func (t *dayTable) size() int { return len(t.block) * 8 / 6 }
-
-// tables returns the slots of t and their Seen bits.
-func (t *dayTable) tables() (slots []uint32, seen []uint16) {
-	size := t.size()
-	if size == 0 {
-		return nil, nil
+// blk returns t's block as a slice.
+func (t *dayTable) blk() []uint64 {
+	if t.block == nil {
+		return nil
 	}
-	p := unsafe.Pointer(unsafe.SliceData(t.block))
-	return unsafe.Slice((*uint32)(p), size), unsafe.Slice((*uint16)(unsafe.Add(p, 4*size)), size)
+	return unsafe.Slice((*uint64)(t.block), int(t.lines)*lineSlots)
 }
 
-// ordHome returns the home slot of ordinal o in a table of size slots:
+// setBlk makes b t's block.
+func (t *dayTable) setBlk(b []uint64) {
+	t.block, t.lines = unsafe.Pointer(unsafe.SliceData(b)), int32(len(b)/lineSlots)
+}
+
+// size returns the number of entries of t.
+func (t *dayTable) size() int { return int(t.lines) * dayPerLine }
+
+// words returns t's block as 16-bit words: entry i is the three words from
+// dayAt(i), the ordinal plus one's low and high halves, then the Seen bits.
+func (t *dayTable) words() []uint16 {
+	return unsafe.Slice((*uint16)(t.block), 4*int(t.lines)*lineSlots)
+}
+
+func dayAt(i int) int { return i/dayPerLine*(4*lineSlots) + i%dayPerLine*3 }
+
+// ordHome returns the home entry of ordinal o in a table of size entries:
 // ordinals are dense, so they are spread by a multiplicative hash first.
 func ordHome(o uint32, size int) int { return int(uint64(o*0x9e3779b1) * uint64(size) >> 32) }
 
+// find returns the entry of ordinal o, or the empty entry where it would go.
+func (t *dayTable) find(w []uint16, size int, o uint32) (i int, found bool) {
+	if size == 0 {
+		return 0, false
+	}
+	lo, hi := uint16(o+1), uint16((o+1)>>16)
+	for i = ordHome(o, size); ; {
+		j := dayAt(i)
+		switch {
+		case w[j] == lo && w[j+1] == hi:
+			return i, true
+		case w[j] == 0 && w[j+1] == 0:
+			return i, false
+		}
+		if i++; i == size {
+			i = 0
+		}
+	}
+}
+
 // insert notes ordinal o as seen s, merged with what the day had of it.
 func (t *dayTable) insert(a *arena, o uint32, s domain.Seen) (added bool, grown int64) {
-	slots, seen := t.tables()
-	if i, found := t.find(slots, o); found {
-		if old := domain.SeenFromBits(seen[i]); old.Merge(s) != old {
-			seen[i] = old.Merge(s).Bits()
+	w, size := t.words(), t.size()
+	i, found := t.find(w, size, o)
+	if found {
+		j := dayAt(i)
+		if old := domain.SeenFromBits(w[j+2]); old.Merge(s) != old {
+			w[j+2] = old.Merge(s).Bits()
 		}
 		return false, 0
 	}
-	if int(t.n) >= maxLoad(len(slots)) {
+	if int(t.n) >= maxLoad(size) {
 		grown = t.grow(a)
-		slots, seen = t.tables()
+		w, size = t.words(), t.size()
+		i, _ = t.find(w, size, o)
 	}
-	i, _ := t.find(slots, o)
-	slots[i], seen[i] = o+1, s.Bits()
+	j := dayAt(i)
+	w[j], w[j+1], w[j+2] = uint16(o+1), uint16((o+1)>>16), s.Bits()
 	t.n++
 	return true, grown
 }
 
-// find returns the slot of o in slots, or the empty slot where it would go.
-func (t *dayTable) find(slots []uint32, o uint32) (i int, found bool) {
-	if len(slots) == 0 {
-		return 0, false
-	}
-	for i = ordHome(o, len(slots)); ; {
-		switch slots[i] {
-		case o + 1:
-			return i, true
-		case 0:
-			return i, false
-		}
-		if i++; i == len(slots) {
-			i = 0
+// each calls fn with every ordinal of the day and its Seen bits.
+func (t *dayTable) each(fn func(o uint32, seen uint16)) {
+	w := t.words()
+	for line := 0; line < len(w); line += 4 * lineSlots {
+		for j := line; j < line+3*dayPerLine; j += 3 {
+			if e := uint32(w[j]) | uint32(w[j+1])<<16; e != 0 {
+				fn(e-1, w[j+2])
+			}
 		}
 	}
 }
@@ -259,30 +389,27 @@ func (t *dayTable) find(slots []uint32, o uint32) (i int, found bool) {
 // grow moves the day to a table a quarter larger and reports the bytes
 // added.
 func (t *dayTable) grow(a *arena) int64 {
-	oldSlots, oldSeen := t.tables()
-	oldBlock := t.block
-	lines := nextLines(len(oldBlock) / lineSlots)
-	t.block = a.alloc(lines * lineSlots)
-	slots, seen := t.tables()
-	for j, o := range oldSlots {
-		if o != 0 {
-			i, _ := t.find(slots, o-1)
-			slots[i], seen[i] = o, oldSeen[j]
-		}
+	old := *t
+	t.setBlk(a.alloc(nextLines(int(old.lines)) * lineSlots))
+	w, size := t.words(), t.size()
+	old.each(func(o uint32, seen uint16) {
+		i, _ := t.find(w, size, o)
+		j := dayAt(i)
+		w[j], w[j+1], w[j+2] = uint16(o+1), uint16((o+1)>>16), seen
+	})
+	if old.block != nil {
+		a.free(old.blk())
 	}
-	if oldBlock != nil {
-		a.free(oldBlock)
-	}
-	return int64(len(t.block)-len(oldBlock)) * 8
+	return int64(t.lines-old.lines) * lineSlots * 8
 }
 
 // release returns the day's table to a and reports its bytes.
 func (t *dayTable) release(a *arena) int64 {
-	n := int64(len(t.block)) * 8
+	n := int64(t.lines) * lineSlots * 8
 	if t.block != nil {
-		a.free(t.block)
+		a.free(t.blk())
 	}
-	t.block = nil
+	t.block, t.lines = nil, 0
 	return n
 }
 
@@ -309,29 +436,45 @@ func (s *Store) Range(ctx context.Context, page domain.PageURL, periods []domain
 	return out, err
 }
 
-// bitmap is a set of ordinals.
+// bitmap is a set of ordinals plus one: bit 0 stands for no visitor, so
+// that the scan of a day sets a bit for every entry, without a branch, and
+// leaves the ones it does not count in bit 0.
 type bitmap []uint64
 
-// add adds o and reports whether it was new, growing b if need be (an
+// add adds e and returns 1 if it was new, else 0, growing b if need be (an
 // ordinal numbered after the bitmap was made).
-func (b *bitmap) add(o uint32) bool {
-	w := int(o >> 6)
+func (b *bitmap) add(e uint32) int64 {
+	w := int(e >> 6)
 	if w >= len(*b) {
 		*b = append(*b, make([]uint64, w+1-len(*b))...)
 	}
-	m := uint64(1) << (o & 63)
-	if (*b)[w]&m != 0 {
-		return false
-	}
-	(*b)[w] |= m
-	return true
+	old := (*b)[w]
+	(*b)[w] = old | 1<<(e&63)
+	return int64(^old>>(e&63)) & 1
 }
+
+// or adds the members of o and returns how many were new.
+func (b *bitmap) or(o bitmap) int64 {
+	if len(o) > len(*b) {
+		*b = append(*b, make([]uint64, len(o)-len(*b))...)
+	}
+	a := (*b)[:len(o)]
+	var n int
+	for i, w := range o {
+		n += bits.OnesCount64(w &^ a[i])
+		a[i] |= w
+	}
+	return int64(n)
+}
+
+// count returns the number of visitors set, bit 0 aside.
+func (b bitmap) count(n int64) int64 { return n - int64(b[0]&1) }
 
 // union counts the distinct visitors of each period into each, and returns
 // the distinct visitors of all of them.
 func (tl *timeline) union(ctx context.Context, periods []domain.Period, each []domain.Count) (int64, error) {
 	tl.mu.RLock()
-	words, dropped := (len(tl.index.keys)+63)/64, tl.dropped
+	words, dropped := tl.index.n/64+1, tl.dropped
 	tl.mu.RUnlock()
 	if dropped {
 		return 0, fmt.Errorf("memstore: %w: the page's days were given up for a sketch under the memory limit", domain.ErrNoDays)
@@ -344,38 +487,80 @@ func (tl *timeline) union(ctx context.Context, periods []domain.Period, each []d
 	var total int64
 	for i, p := range periods {
 		var n int64
+		skipTo := domain.Day(math.MinInt32) // days before it came from a week
 		for sp := range p.Spans() {
 			if err := ctx.Err(); err != nil {
 				return 0, err
 			}
+			if sp.Day < skipTo {
+				continue
+			}
+			if cur == nil && sp.Whole() && weekOf(sp.Day) != weekOf(sp.Day-1) &&
+				p.To >= firstDay(weekOf(sp.Day)+1).First() {
+				// A whole week of the period, from its Monday: its
+				// bitmap, instead of seven days' scans.
+				tl.mu.RLock()
+				j, found := slices.BinarySearchFunc(tl.weeks, weekOf(sp.Day), func(w week, n int32) int { return cmp.Compare(w.n, n) })
+				if found {
+					total += all.or(tl.weeks[j].bits)
+				}
+				tl.mu.RUnlock()
+				if found { // else the week's days, if any are left, one by one
+					skipTo = sp.Day + 7
+					continue
+				}
+			}
 			tl.mu.RLock()
 			if j, found := slices.BinarySearchFunc(tl.days, sp.Day, func(t dayTable, d domain.Day) int { return cmp.Compare(t.day, d) }); found {
-				slots, seen := tl.days[j].tables()
-				for k, o := range slots {
-					if o == 0 || !domain.SeenFromBits(seen[k]).In(sp) {
-						continue
-					}
-					if all.add(o - 1) {
-						total++
-						if cur == nil {
-							continue
-						}
-					}
-					if cur != nil && cur.add(o-1) {
-						n++
-					}
-				}
+				t, c := tl.days[j].scan(sp, &all, cur)
+				total += t
+				n += c
 			}
 			tl.mu.RUnlock()
 		}
 		if cur == nil {
-			n = total
+			n = all.count(total)
 		} else {
+			n = cur.count(n)
 			clear(cur)
 		}
 		each[i].Visitors = n
 	}
-	return total, nil
+	return all.count(total), nil
+}
+
+// scan adds to all, and to cur if not nil, the visitors of t seen in span
+// sp, and returns how many of them each did not have: the hot loop of every
+// range. It reads each entry with one load (see dayAt), and an entry out of
+// the span, or empty, goes to bit 0: the loop has no branch but the
+// bitmaps' bounds.
+func (t *dayTable) scan(sp domain.Span, all *bitmap, cur bitmap) (inAll, inCur int64) {
+	bs := unsafe.Slice((*byte)(t.block), 8*int(t.lines)*lineSlots)
+	from, to := int64(sp.From), int64(sp.To)
+	a := *all
+	for line := 0; line+lineSlots*8 <= len(bs); line += lineSlots * 8 {
+		l := bs[line : line+lineSlots*8 : line+lineSlots*8]
+		for off := 0; off < 6*dayPerLine; off += 6 {
+			x := binary.LittleEndian.Uint64(l[off:]) // the entry, and two bytes of the next
+			first, last := int64(x>>40&0xff), int64(x>>32&0xff)
+			// 1 if last ≥ from and first < to (domain.Seen.In), else 0.
+			in := uint32(((from-last-1)>>63)&((first-to)>>63)) & 1
+			e := uint32(x) * in
+			w := int(e >> 6)
+			if w >= len(a) {
+				all.add(e) // an ordinal numbered after the bitmap was made
+				a = *all
+			}
+			old := a[w]
+			a[w] = old | 1<<(e&63)
+			inAll += int64(^old>>(e&63)) & 1
+			if cur != nil {
+				inCur += (&cur).add(e)
+			}
+		}
+	}
+	*all = a
+	return inAll, inCur
 }
 
 // PagesIn lists every page with visitors in p, and their distinct visitors
@@ -448,15 +633,16 @@ func (s *Store) EachDay(fn func(page string, day domain.Day, visitors []domain.V
 	var (
 		vs    []domain.VisitorID
 		seen  []domain.Seen
-		keys  []string
+		urls  []string
 		pages []*page
+		keys  []uint64 // a page's visitors' table values by ordinal
 	)
 	for i := range s.shards {
 		sh := &s.shards[i]
-		keys, pages = keys[:0], pages[:0]
+		urls, pages = urls[:0], pages[:0]
 		sh.mu.RLock()
 		for k, p := range sh.pages {
-			keys, pages = append(keys, k), append(pages, p)
+			urls, pages = append(urls, k), append(pages, p)
 		}
 		sh.mu.RUnlock()
 		for j, p := range pages {
@@ -468,20 +654,21 @@ func (s *Store) EachDay(fn func(page string, day domain.Day, visitors []domain.V
 					tl.mu.RUnlock()
 					break
 				}
-				day := tl.days[d].day
-				slots, bits := tl.days[d].tables()
-				for k, o := range slots {
-					if o != 0 {
-						v, _ := domain.VisitorFromHash(s.visitorHash(tl.index.keys[o-1]))
-						vs = append(vs, v)
-						seen = append(seen, domain.SeenFromBits(bits[k]))
-					}
+				if d == 0 || len(keys) != tl.index.n { // the page's values by ordinal, anew if it grew
+					keys = slices.Grow(keys[:0], tl.index.n)[:tl.index.n]
+					tl.index.each(func(k uint64, ord uint32) { keys[ord] = k })
 				}
+				day := tl.days[d].day
+				tl.days[d].each(func(o uint32, bits uint16) {
+					v, _ := domain.VisitorFromHash(s.visitorHash(keys[o]))
+					vs = append(vs, v)
+					seen = append(seen, domain.SeenFromBits(bits))
+				})
 				tl.mu.RUnlock()
 				if len(vs) == 0 {
 					continue
 				}
-				if err := fn(keys[j], day, vs, seen); err != nil {
+				if err := fn(urls[j], day, vs, seen); err != nil {
 					return err
 				}
 			}

@@ -66,10 +66,10 @@ func (p *page) appendVisitors(dst []domain.VisitorID, s *Store) (_ []domain.Visi
 		p.mu.Unlock()
 		return dst, false
 	}
-	for _, k := range p.days.index.keys {
+	p.days.index.each(func(k uint64, _ uint32) {
 		v, _ := domain.VisitorFromHash(s.visitorHash(k))
 		dst = append(dst, v)
-	}
+	})
 	st := p.striped.Load()
 	if st == nil {
 		dst = p.small.appendVisitors(dst, s)

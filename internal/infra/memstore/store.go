@@ -186,7 +186,7 @@ func (s *Store) addUntimed(p *page, k, v uint64) (added, grown int64, gone bool)
 	tl := &p.days
 	tl.mu.RLock()
 	defer tl.mu.RUnlock()
-	if _, found := tl.index.find(k); found {
+	if _, _, found := tl.index.find(k); found {
 		return 0, 0, false
 	}
 	added, grown = p.add(k, v)
@@ -586,7 +586,7 @@ func (p *page) convert(s *Store) (saved int64, ok bool) {
 		return 0, false
 	}
 	sk := newSketch(s.arena)
-	sk.addAll(p.days.index.keys, s.visitorHash)
+	p.days.index.each(func(k uint64, _ uint32) { sk.add(s.visitorHash(k)) })
 	dayBytes, triples := p.days.drop(s.arena)
 	s.triples.Add(-triples)
 	saved = dayBytes - int64(sketchBytes)

@@ -196,9 +196,9 @@ func runRanges(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("MatchesAModel", func(t *testing.T) {
 		t.Parallel()
 		s := open(t)
-		// 400 views of 40 visitors on 3 pages at random times of 12 days;
-		// then random ranges in random zones, counted against the views
-		// themselves.
+		// 600 views of 40 visitors on 3 pages at random times of 26 days;
+		// then random ranges in random zones, of a few days to four weeks,
+		// counted against the views themselves.
 		rnd := rand.New(rand.NewPCG(1, 2))
 		type view struct {
 			visitor, page string
@@ -206,16 +206,19 @@ func runRanges(t *testing.T, open func(t *testing.T) Store) {
 		}
 		pagesOf := []string{"https://example.com/m0", "https://example.com/m1", "https://example.com/m2"}
 		var views []view
-		for range 400 {
+		for range 600 {
 			v := view{fmt.Sprintf("v%d", rnd.IntN(40)), pagesOf[rnd.IntN(3)],
-				day(10).Add(time.Duration(rnd.Int64N(int64(12 * 24 * time.Hour))))}
+				day(2).Add(time.Duration(rnd.Int64N(int64(26 * 24 * time.Hour))))}
 			views = append(views, v)
 			recordAt(t, s, v.visitor, v.page, v.at)
 		}
 		zones := []string{"UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata", "Asia/Kathmandu", "Pacific/Kiritimati", "America/St_Johns"}
-		for range 30 {
-			from := 9 + rnd.IntN(14)
-			r := dates(t, day(from), day(from+rnd.IntN(5)), zones[rnd.IntN(len(zones))])
+		for i := range 40 {
+			from, days := 1+rnd.IntN(20), rnd.IntN(5)
+			if i%2 == 1 {
+				from, days = 1+rnd.IntN(5), 7+rnd.IntN(21) // whole weeks inside
+			}
+			r := dates(t, day(from), day(from).AddDate(0, 0, days), zones[rnd.IntN(len(zones))])
 			page := pagesOf[rnd.IntN(3)]
 			var periods []domain.Period
 			for _, p := range r.Each() {
