@@ -57,6 +57,44 @@ func TestTwoInstancesOneRedis(t *testing.T) {
 	}
 }
 
+// TestTwoInstancesAgreeOnRanges: timed events sent half to each of two
+// trackers on one Redis; both answer the same range, daily series and
+// ranking, in a zone, and the range counts a returning visitor once.
+func TestTwoInstancesAgreeOnRanges(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	a, b := start(t, nil, redisArgs(t, srv)...), start(t, nil, redisArgs(t, srv)...)
+	page := "https://shop.example.com/sale"
+	day := time.Now().UTC().AddDate(0, 0, -5).Truncate(24 * time.Hour)
+	for i := range 60 {
+		in := a
+		if i%2 == 1 {
+			in = b
+		}
+		at := day.Add(time.Duration((i+i/20)%5)*24*time.Hour + time.Duration(i)*17*time.Minute).Format(time.RFC3339)
+		body := fmt.Sprintf(`{"visitor_id":"v%d","url":%q,"time":%q}`, i%20, page, at)
+		if status, _, resp := in.do(t, "POST", "/api/v1/events", "application/json", body); status != http.StatusAccepted {
+			t.Fatalf("post %s: %d %s", body, status, resp)
+		}
+	}
+	from, to := day.Format(time.DateOnly), day.AddDate(0, 0, 4).Format(time.DateOnly)
+	for _, path := range []string{
+		"/api/v1/visitors?url=" + page + "&from=" + from + "&to=" + to,
+		"/api/v1/visitors/daily?url=" + page + "&from=" + from + "&to=" + to + "&tz=America/New_York",
+		"/api/v1/pages?from=" + from + "&to=" + to + "&tz=Asia/Kolkata",
+	} {
+		sa, _, ba := a.do(t, "GET", path, "", "")
+		sb, _, bb := b.do(t, "GET", path, "", "")
+		if sa != http.StatusOK || sa != sb || ba != bb {
+			t.Errorf("GET %s:\n a: %d %s\n b: %d %s", path, sa, ba, sb, bb)
+		}
+	}
+	_, _, body := a.do(t, "GET", "/api/v1/visitors?url="+page+"&from="+from+"&to="+to, "", "")
+	if !strings.Contains(body, `"visitors":20,"exact":true`) {
+		t.Errorf("range: %s, want 20 visitors, each counted once over the five days", body)
+	}
+}
+
 // TestRedisFault stops Redis under load: ingest answers 503 with
 // Retry-After (never a 202 for an event not stored) and /readyz 503; once
 // Redis is started again both recover by themselves, and every event that

@@ -695,17 +695,24 @@ func (s *Store) RecordDay(ctx context.Context, page domain.PageURL, day domain.D
 	}
 	key := page.String()
 	sh := s.shardOf(key)
-	for i, v := range visitors {
-		for {
-			p := s.page(sh, key)
-			added, grown, gone := s.addTimed(p, s.slotKey(v.Hash()), v.Hash(), day, seen[i])
-			sh.pairs.Add(added)
-			if grown != 0 {
-				s.grew(grown)
-			}
-			if !gone {
+	for len(visitors) > 0 {
+		// The whole day under one hold of the page's lock, as far as it
+		// goes: a page removed meanwhile takes the rest anew.
+		p := s.page(sh, key)
+		var added, grown int64
+		p.days.mu.Lock()
+		for len(visitors) > 0 {
+			a, g, gone := s.addTimedLocked(p, s.slotKey(visitors[0].Hash()), visitors[0].Hash(), day, seen[0])
+			if gone {
 				break
 			}
+			added, grown = added+a, grown+g
+			visitors, seen = visitors[1:], seen[1:]
+		}
+		p.days.mu.Unlock()
+		sh.pairs.Add(added)
+		if grown != 0 {
+			s.grew(grown)
 		}
 	}
 	return nil

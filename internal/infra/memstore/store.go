@@ -196,9 +196,14 @@ func (s *Store) addUntimed(p *page, k, v uint64) (added, grown int64, gone bool)
 // addTimed adds a view seen s on day d: to the index and the day, moving
 // the visitor out of the sets if they have it. It reports as addUntimed.
 func (s *Store) addTimed(p *page, k, v uint64, d domain.Day, seen domain.Seen) (added, grown int64, gone bool) {
+	p.days.mu.Lock()
+	defer p.days.mu.Unlock()
+	return s.addTimedLocked(p, k, v, d, seen)
+}
+
+// addTimedLocked is addTimed for a caller that holds p.days.mu.
+func (s *Store) addTimedLocked(p *page, k, v uint64, d domain.Day, seen domain.Seen) (added, grown int64, gone bool) {
 	tl := &p.days
-	tl.mu.Lock()
-	defer tl.mu.Unlock()
 	switch {
 	case tl.gone:
 		return 0, 0, true
