@@ -423,11 +423,7 @@ func (s *Store) Range(ctx context.Context, page domain.PageURL, periods []domain
 		return domain.RangeCount{}, fmt.Errorf("memstore: count the visitors of a zero page: %w", domain.ErrInvalid)
 	}
 	out := domain.RangeCount{Each: make([]domain.Count, len(periods))}
-	key := page.String()
-	sh := s.shardOf(key)
-	sh.mu.RLock()
-	p := sh.pages[key]
-	sh.mu.RUnlock()
+	p := s.lookup(page.String())
 	if p == nil {
 		return out, nil
 	}
@@ -570,6 +566,40 @@ func (t *dayTable) scan(sp domain.Span, all *bitmap, cur bitmap) (inAll, inCur i
 // for p to rank by.
 func (s *Store) PagesIn(ctx context.Context, p domain.Period) ([]domain.PageCount, error) {
 	var out []domain.PageCount
+	err := s.eachPage(func(key string, pg *page) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var each [1]domain.Count
+		n, err := pg.days.union(ctx, []domain.Period{p}, each[:])
+		switch {
+		case errors.Is(err, domain.ErrNoDays):
+			return nil // see above: an estimated page has no days
+		case err != nil:
+			return err
+		case n > 0:
+			out = append(out, domain.PageCount{URL: key, Count: domain.Count{Visitors: n}})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// lookup returns the page of key, or nil.
+func (s *Store) lookup(key string) *page {
+	sh := s.shardOf(key)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	return sh.pages[key]
+}
+
+// eachPage calls fn with every page and its key, a shard at a time: the
+// shard's pages are listed under its read lock, and fn is called after it,
+// with no lock held. It stops at fn's first error, which it returns.
+func (s *Store) eachPage(fn func(key string, p *page) error) error {
 	var (
 		keys  []string
 		pages []*page
@@ -578,49 +608,30 @@ func (s *Store) PagesIn(ctx context.Context, p domain.Period) ([]domain.PageCoun
 		sh := &s.shards[i]
 		keys, pages = keys[:0], pages[:0]
 		sh.mu.RLock()
-		for k, pg := range sh.pages {
-			keys, pages = append(keys, k), append(pages, pg)
+		for k, p := range sh.pages {
+			keys, pages = append(keys, k), append(pages, p)
 		}
 		sh.mu.RUnlock()
-		for j, pg := range pages {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			var each [1]domain.Count
-			n, err := pg.days.union(ctx, []domain.Period{p}, each[:])
-			if errors.Is(err, domain.ErrNoDays) {
-				continue // see PagesIn's doc: an estimated page has no days
-			}
-			if err != nil {
-				return nil, err
-			}
-			if n > 0 {
-				out = append(out, domain.PageCount{URL: keys[j], Count: domain.Count{Visitors: n}})
+		for j, p := range pages {
+			if err := fn(keys[j], p); err != nil {
+				return err
 			}
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // DropDays forgets the days before first, of every page, as retention asks,
 // and returns how many (page, day) it dropped. All-time counts stay.
 func (s *Store) DropDays(first domain.Day) int64 {
 	var days int64
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.RLock()
-		pages := make([]*page, 0, len(sh.pages))
-		for _, p := range sh.pages {
-			pages = append(pages, p)
-		}
-		sh.mu.RUnlock()
-		for _, p := range pages {
-			d, b, n := p.days.dropBefore(s.arena, first)
-			days += d
-			s.bytes.Add(-b)
-			s.triples.Add(-n)
-		}
-	}
+	_ = s.eachPage(func(_ string, p *page) error {
+		d, b, n := p.days.dropBefore(s.arena, first)
+		days += d
+		s.bytes.Add(-b)
+		s.triples.Add(-n)
+		return nil
+	})
 	s.daysDropped.Add(days)
 	return days
 }
@@ -631,50 +642,38 @@ func (s *Store) DropDays(first domain.Day) int64 {
 // returns. visitors and seen are reused from one call to the next.
 func (s *Store) EachDay(fn func(page string, day domain.Day, visitors []domain.VisitorID, seen []domain.Seen) error) error {
 	var (
-		vs    []domain.VisitorID
-		seen  []domain.Seen
-		urls  []string
-		pages []*page
-		keys  []uint64 // a page's visitors' table values by ordinal
+		vs   []domain.VisitorID
+		seen []domain.Seen
+		keys []uint64 // a page's visitors' table values by ordinal
 	)
-	for i := range s.shards {
-		sh := &s.shards[i]
-		urls, pages = urls[:0], pages[:0]
-		sh.mu.RLock()
-		for k, p := range sh.pages {
-			urls, pages = append(urls, k), append(pages, p)
-		}
-		sh.mu.RUnlock()
-		for j, p := range pages {
-			tl := &p.days
-			for d := 0; ; d++ {
-				vs, seen = vs[:0], seen[:0]
-				tl.mu.RLock()
-				if d >= len(tl.days) {
-					tl.mu.RUnlock()
-					break
-				}
-				if d == 0 || len(keys) != tl.index.n { // the page's values by ordinal, anew if it grew
-					keys = slices.Grow(keys[:0], tl.index.n)[:tl.index.n]
-					tl.index.each(func(k uint64, ord uint32) { keys[ord] = k })
-				}
-				day := tl.days[d].day
-				tl.days[d].each(func(o uint32, bits uint16) {
-					v, _ := domain.VisitorFromHash(s.visitorHash(keys[o]))
-					vs = append(vs, v)
-					seen = append(seen, domain.SeenFromBits(bits))
-				})
+	return s.eachPage(func(url string, p *page) error {
+		tl := &p.days
+		for d := 0; ; d++ {
+			vs, seen = vs[:0], seen[:0]
+			tl.mu.RLock()
+			if d >= len(tl.days) {
 				tl.mu.RUnlock()
-				if len(vs) == 0 {
-					continue
-				}
-				if err := fn(urls[j], day, vs, seen); err != nil {
-					return err
-				}
+				return nil
+			}
+			if d == 0 || len(keys) != tl.index.n { // the page's values by ordinal, anew if it grew
+				keys = slices.Grow(keys[:0], tl.index.n)[:tl.index.n]
+				tl.index.each(func(k uint64, ord uint32) { keys[ord] = k })
+			}
+			day := tl.days[d].day
+			tl.days[d].each(func(o uint32, bits uint16) {
+				v, _ := domain.VisitorFromHash(s.visitorHash(keys[o]))
+				vs = append(vs, v)
+				seen = append(seen, domain.SeenFromBits(bits))
+			})
+			tl.mu.RUnlock()
+			if len(vs) == 0 {
+				continue
+			}
+			if err := fn(url, day, vs, seen); err != nil {
+				return err
 			}
 		}
-	}
-	return nil
+	})
 }
 
 // RecordDay adds visitors to one day of page, each seen as seen[i] says,

@@ -22,37 +22,19 @@ import (
 // not keep them.
 func (s *Store) Each(fn func(page string, visitors []domain.VisitorID, sketch []byte) error) error {
 	var (
-		keys  []string
-		pages []*page
-		buf   []domain.VisitorID
-		sk    []byte
+		buf []domain.VisitorID
+		sk  []byte
 	)
-	for i := range s.shards {
-		sh := &s.shards[i]
-		keys, pages = keys[:0], pages[:0]
-		sh.mu.RLock()
-		for k, p := range sh.pages {
-			keys = append(keys, k)
-			pages = append(pages, p)
+	return s.eachPage(func(key string, p *page) error {
+		var exact bool
+		if buf, exact = p.appendVisitors(buf[:0], s); exact {
+			return fn(key, buf, nil)
 		}
-		sh.mu.RUnlock()
-		for j, p := range pages {
-			var exact bool
-			if buf, exact = p.appendVisitors(buf[:0], s); exact {
-				if err := fn(keys[j], buf, nil); err != nil {
-					return err
-				}
-				continue
-			}
-			p.mu.Lock() // a conversion holds it until the sketch is whole
-			sk = p.sketch.appendMarshal(sk[:0])
-			p.mu.Unlock()
-			if err := fn(keys[j], nil, sk); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+		p.mu.Lock() // a conversion holds it until the sketch is whole
+		sk = p.sketch.appendMarshal(sk[:0])
+		p.mu.Unlock()
+		return fn(key, nil, sk)
+	})
 }
 
 // appendVisitors appends the visitors of p to dst, or reports exact = false

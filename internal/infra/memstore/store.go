@@ -315,11 +315,7 @@ func (s *Store) Visitors(ctx context.Context, page domain.PageURL) (domain.Count
 	if page.IsZero() {
 		return domain.Count{}, fmt.Errorf("memstore: count the visitors of a zero page: %w", domain.ErrInvalid)
 	}
-	key := page.String()
-	sh := s.shardOf(key)
-	sh.mu.RLock()
-	p := sh.pages[key]
-	sh.mu.RUnlock()
+	p := s.lookup(page.String())
 	if p == nil {
 		return domain.Count{}, nil
 	}
