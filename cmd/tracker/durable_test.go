@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -297,5 +298,67 @@ func TestShutdownReportsStoreFailure(t *testing.T) {
 	cancel()
 	if err := <-done; err == nil || !strings.Contains(err.Error(), "snapshot") {
 		t.Errorf("run = %v, want the failed snapshot reported", err)
+	}
+}
+
+// TestRangesSurviveKill: range answers (a range, a daily series in a zone,
+// a ranking) read before a SIGKILL of the real process are the same after
+// the restart, with events both in a snapshot and only in the log.
+func TestRangesSurviveKill(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	c := startMain(t, "-data-dir", dir, "-fsync", "always", "-snapshot-interval", "200ms")
+	client := &http.Client{Timeout: 10 * time.Second}
+	day := time.Now().UTC().AddDate(0, 0, -6).Truncate(24 * time.Hour)
+	post := func(i int) {
+		at := day.Add(time.Duration((i+i/30)%6)*24*time.Hour + time.Duration(i%24)*time.Hour + 30*time.Minute)
+		body := fmt.Sprintf(`{"visitor_id":"v%d","url":%q,"time":%q}`, i%30, durablePages[i%2], at.Format(time.RFC3339))
+		resp, err := client.Post(c.base+"/api/v1/events", "application/json", strings.NewReader(body))
+		if err != nil || resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("post %s: %v %v", body, resp, err)
+		}
+		resp.Body.Close()
+	}
+	for i := range 120 {
+		post(i)
+	}
+	time.Sleep(500 * time.Millisecond) // a snapshot holds these
+	for i := 120; i < 200; i++ {
+		post(i) // these are in the log alone
+	}
+	from, to := day.Format(time.DateOnly), day.AddDate(0, 0, 5).Format(time.DateOnly)
+	paths := []string{
+		"/api/v1/visitors?url=" + url.QueryEscape(durablePages[0]) + "&from=" + from + "&to=" + to,
+		"/api/v1/visitors/daily?url=" + url.QueryEscape(durablePages[1]) + "&from=" + from + "&to=" + to + "&tz=Asia/Kolkata",
+		"/api/v1/pages?from=" + from + "&to=" + to + "&tz=America/New_York",
+	}
+	get := func(base, path string) string {
+		resp, err := client.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	var before []string
+	for _, p := range paths {
+		before = append(before, get(c.base, p))
+	}
+	if !strings.Contains(before[0], `"visitors":15,`) {
+		t.Errorf("range before the kill: %s, want 15 visitors", before[0])
+	}
+	if err := c.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.cmd.Wait()
+	again := start(t, nil, "-data-dir", dir)
+	for i, p := range paths {
+		if got := get(again.base, p); got != before[i] {
+			t.Errorf("GET %s after SIGKILL:\n got  %s\n before %s", p, got, before[i])
+		}
 	}
 }
