@@ -184,7 +184,7 @@ func openStore(cfg *config, logger *slog.Logger) (*openedStore, error) {
 			st := mem.Stats()
 			return metrics.StoreStats{Pages: st.Pages, Estimated: st.Estimated, Pairs: st.Pairs, Bytes: st.Bytes + st.Slack,
 				Limit: st.Limit, Conversions: st.Conversions, Evicted: st.Evicted, Expired: st.Expired,
-				Triples: st.Triples, DaysDropped: st.DaysDropped}
+				Triples: st.Triples, DaysDropped: st.DaysDropped, DaysGivenUp: st.DaysGivenUp}
 		})}
 	logger.Info("store", "kind", "memory", "counting", cfg.counting, "memory_limit", cfg.memoryLimit,
 		"memory_limit_from", cfg.memoryLimitFrom, "page_ttl", cfg.pageTTL, "retention_days", cfg.retention.Days)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"unsafe"
@@ -33,6 +34,18 @@ import (
 // All of a page's days are under one read-write lock: writers take it to
 // add, readers to scan one day at a time, so a long range never holds up
 // the page's writers for more than a day's scan.
+//
+// Under the memory limit, a page that becomes a sketch gives up its index
+// (12 bytes a visitor) and its weeks, and its days become estimated: a day
+// then keys each visitor by a 32-bit hash of it (estKey) instead of its
+// ordinal, in the same tables, so that the Seen of each (visitor, day) and
+// ranges ending at any quarter stay. A range of an estimated page feeds
+// the keys of its days' visitors into a scratch sketch, which counts each
+// key once however many days it comes on: an estimate with the sketch's
+// error (SketchRelativeError), the 32-bit keys adding a bias below
+// n/2^33 (0.01% at a million visitors). If that is still too much memory,
+// the estimated days go too (the timeline is dropped), and a range of the
+// page is ErrNoDays, never a wrong count.
 
 // timeline is the days of one page.
 type timeline struct {
@@ -41,10 +54,55 @@ type timeline struct {
 	days  []dayTable // guarded by mu, in day order
 	weeks []week     // guarded by mu, in week order
 	gone  bool       // guarded by mu: the page is freed, take nothing more
-	// dropped is set, under mu, when the page's index and days are given
-	// up for a sketch under the memory limit: its views count all-time
-	// only, in the sketch, and a range of it is ErrNoDays.
+	// estimated is set, under mu, once the page is a sketch with days
+	// keyed by estKey (see above); key is the days' secret, set with it.
+	estimated bool
+	key       uint64
+	// dropped is set, under mu, when even the estimated days are given
+	// up under the memory limit: the page's views count all-time only, in
+	// the sketch, and a range of it is ErrNoDays.
 	dropped bool
+	// restored is set, with dropped, on a page restored from a sketch,
+	// whose estimated days may follow (see RecordEstimatedDay).
+	restored bool
+	// epoch counts the changes of what the days hold (estimated, dropped),
+	// so that a range that releases mu between days sees one.
+	epoch int
+}
+
+// estKey returns the key of the visitor of hash v in the days of an
+// estimated timeline: a hash under the timeline's secret, so that no
+// visitor ids can be crafted to collide, and never MaxUint32, since a day
+// keeps key+1.
+func (tl *timeline) estKey(v uint64) uint32 { return min(uint32(fmix64(v^tl.key)), math.MaxUint32-1) }
+
+// estimate turns the days into estimated ones, keyed by estKey of each
+// visitor's hash (which hash returns for the index's values) instead of
+// its ordinal, and gives up the index and the weeks. It reports the bytes
+// it freed and the (visitor, day) that two visitors' keys colliding on a
+// day made one. The caller holds tl.mu.
+func (tl *timeline) estimate(a *arena, hash func(k uint64) uint64) (freed, merged int64) {
+	keys := make([]uint64, tl.index.n)
+	tl.index.each(func(k uint64, ord uint32) { keys[ord] = k })
+	tl.key = rand.Uint64()
+	for i := range tl.days {
+		old := &tl.days[i]
+		t := dayTable{day: old.day}
+		t.setBlk(a.alloc(int(old.lines) * lineSlots)) // as full as the old: no growing
+		old.each(func(o uint32, seen uint16) {
+			t.insert(a, tl.estKey(hash(keys[o])), domain.SeenFromBits(seen))
+		})
+		merged += int64(old.n - t.n)
+		old.release(a)
+		*old = t
+	}
+	for i := range tl.weeks {
+		freed += tl.weeks[i].release(a)
+	}
+	freed += tl.index.release(a)
+	tl.weeks, tl.estimated = nil, true
+	tl.epoch++
+	return freed, merged
 }
 
 // drop gives up the index and the days, for good, and reports their bytes
@@ -58,8 +116,32 @@ func (tl *timeline) drop(a *arena) (bytes, triples int64) {
 		bytes += tl.weeks[i].release(a)
 	}
 	bytes += tl.index.release(a)
-	tl.days, tl.weeks, tl.dropped = nil, nil, true
+	tl.days, tl.weeks, tl.dropped, tl.restored = nil, nil, true, false
+	tl.epoch++
 	return bytes, triples
+}
+
+// giveUp drops the days of an estimated timeline (a sketch's, whose
+// all-time count needs none of them) and reports their bytes and (visitor,
+// day); it leaves any other as it is.
+func (tl *timeline) giveUp(a *arena) (bytes, triples int64) {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	if !tl.estimated || tl.dropped || tl.gone {
+		return 0, 0
+	}
+	return tl.drop(a)
+}
+
+// triples returns the (visitor, day) of the timeline.
+func (tl *timeline) triples() int64 {
+	tl.mu.RLock()
+	defer tl.mu.RUnlock()
+	var n int64
+	for i := range tl.days {
+		n += int64(tl.days[i].n)
+	}
+	return n
 }
 
 // A week is the union of a page's visitors over seven whole UTC days,
@@ -132,17 +214,17 @@ func (tl *timeline) addWeek(a *arena, d domain.Day, ord uint32) (grown int64) {
 // table: its entry in the page's list, twice for the Go heap's garbage.
 const dayTableBytes = 2 * int64(unsafe.Sizeof(dayTable{}))
 
-// addDay notes the visitor of ordinal ord as seen s on day d, and reports
+// addDay notes the visitor of ordinal ord (or key, in estimated days) as seen s on day d, and reports
 // whether that made a new (visitor, day) and by how many bytes the days
 // grew. The caller holds tl.mu.
 func (tl *timeline) addDay(a *arena, d domain.Day, ord uint32, s domain.Seen) (added bool, grown int64) {
-	i, found := slices.BinarySearchFunc(tl.days, d, func(t dayTable, d domain.Day) int { return cmp.Compare(t.day, d) })
+	i, found := tl.find(d)
 	if !found {
 		tl.days = slices.Insert(tl.days, i, dayTable{day: d})
 		grown = dayTableBytes
 	}
 	added, g := tl.days[i].insert(a, ord, s)
-	if added {
+	if added && !tl.estimated {
 		g += tl.addWeek(a, d, ord)
 	}
 	return added, grown + g
@@ -428,7 +510,7 @@ func (s *Store) Range(ctx context.Context, page domain.PageURL, periods []domain
 		return out, nil
 	}
 	var err error
-	out.Total.Visitors, err = p.days.union(ctx, periods, out.Each)
+	out.Total, err = p.days.union(ctx, periods, out.Each)
 	return out, err
 }
 
@@ -468,12 +550,17 @@ func (b bitmap) count(n int64) int64 { return n - int64(b[0]&1) }
 
 // union counts the distinct visitors of each period into each, and returns
 // the distinct visitors of all of them.
-func (tl *timeline) union(ctx context.Context, periods []domain.Period, each []domain.Count) (int64, error) {
+// If what the days hold changes meanwhile (the page becomes estimated, or
+// its days are given up), it begins again.
+func (tl *timeline) union(ctx context.Context, periods []domain.Period, each []domain.Count) (domain.Count, error) {
 	tl.mu.RLock()
-	words, dropped := tl.index.n/64+1, tl.dropped
+	words, dropped, estimated, epoch := tl.index.n/64+1, tl.dropped, tl.estimated, tl.epoch
 	tl.mu.RUnlock()
-	if dropped {
-		return 0, fmt.Errorf("memstore: %w: the page's days were given up for a sketch under the memory limit", domain.ErrNoDays)
+	switch {
+	case dropped:
+		return domain.Count{}, fmt.Errorf("memstore: %w: the page's days were given up under the memory limit", domain.ErrNoDays)
+	case estimated:
+		return tl.estimatedUnion(ctx, periods, each, epoch)
 	}
 	all := make(bitmap, words)
 	var cur bitmap // the period's own visitors, for several periods
@@ -486,7 +573,7 @@ func (tl *timeline) union(ctx context.Context, periods []domain.Period, each []d
 		skipTo := domain.Day(math.MinInt32) // days before it came from a week
 		for sp := range p.Spans() {
 			if err := ctx.Err(); err != nil {
-				return 0, err
+				return domain.Count{}, err
 			}
 			if sp.Day < skipTo {
 				continue
@@ -496,6 +583,10 @@ func (tl *timeline) union(ctx context.Context, periods []domain.Period, each []d
 				// A whole week of the period, from its Monday: its
 				// bitmap, instead of seven days' scans.
 				tl.mu.RLock()
+				if tl.epoch != epoch {
+					tl.mu.RUnlock()
+					return tl.union(ctx, periods, each)
+				}
 				j, found := slices.BinarySearchFunc(tl.weeks, weekOf(sp.Day), func(w week, n int32) int { return cmp.Compare(w.n, n) })
 				if found {
 					total += all.or(tl.weeks[j].bits)
@@ -507,7 +598,11 @@ func (tl *timeline) union(ctx context.Context, periods []domain.Period, each []d
 				}
 			}
 			tl.mu.RLock()
-			if j, found := slices.BinarySearchFunc(tl.days, sp.Day, func(t dayTable, d domain.Day) int { return cmp.Compare(t.day, d) }); found {
+			if tl.epoch != epoch {
+				tl.mu.RUnlock()
+				return tl.union(ctx, periods, each)
+			}
+			if j, found := tl.find(sp.Day); found {
 				t, c := tl.days[j].scan(sp, &all, cur)
 				total += t
 				n += c
@@ -520,9 +615,60 @@ func (tl *timeline) union(ctx context.Context, periods []domain.Period, each []d
 			n = cur.count(n)
 			clear(cur)
 		}
-		each[i].Visitors = n
+		each[i] = domain.Count{Visitors: n}
 	}
-	return all.count(total), nil
+	return domain.Count{Visitors: all.count(total)}, nil
+}
+
+// find returns the index of day d in tl.days, or where it would go; the
+// caller holds tl.mu.
+func (tl *timeline) find(d domain.Day) (int, bool) {
+	return slices.BinarySearchFunc(tl.days, d, func(t dayTable, d domain.Day) int { return cmp.Compare(t.day, d) })
+}
+
+// estimatedUnion is union for estimated days, as of epoch: the keys of the
+// visitors of each span go into a scratch sketch under the page's secret,
+// one for all the periods and one for the period's own, for several. A
+// count of nothing is exact; any other is an estimate.
+func (tl *timeline) estimatedUnion(ctx context.Context, periods []domain.Period, each []domain.Count, epoch int) (domain.Count, error) {
+	tl.mu.RLock()
+	key := tl.key
+	tl.mu.RUnlock()
+	all := newScratch(key)
+	var cur *sketch
+	if len(periods) > 1 {
+		cur = newScratch(key)
+	}
+	for i, p := range periods {
+		for sp := range p.Spans() {
+			if err := ctx.Err(); err != nil {
+				return domain.Count{}, err
+			}
+			tl.mu.RLock()
+			if tl.epoch != epoch {
+				tl.mu.RUnlock()
+				return tl.union(ctx, periods, each)
+			}
+			if j, found := tl.find(sp.Day); found {
+				tl.days[j].each(func(k uint32, bits uint16) {
+					if domain.SeenFromBits(bits).In(sp) {
+						all.add(uint64(k))
+						if cur != nil {
+							cur.add(uint64(k))
+						}
+					}
+				})
+			}
+			tl.mu.RUnlock()
+		}
+		if cur == nil {
+			each[i] = all.estimated()
+		} else {
+			each[i] = cur.estimated()
+			*cur = *newScratch(key)
+		}
+	}
+	return all.estimated(), nil
 }
 
 // scan adds to all, and to cur if not nil, the visitors of t seen in span
@@ -560,10 +706,10 @@ func (t *dayTable) scan(sp domain.Span, all *bitmap, cur bitmap) (inAll, inCur i
 }
 
 // PagesIn lists every page with visitors in p, and their distinct visitors
-// in p, in no particular order. It costs a pass over the visitors of every
-// page on the days p touches; ctx is checked between pages. A page whose
-// days were given up under the memory limit is left out: it has no count
-// for p to rank by.
+// in p, in no particular order, estimated for an estimated page. It costs a
+// pass over the visitors of every page on the days p touches; ctx is
+// checked between pages. A page whose days were given up under the memory
+// limit is left out: it has no count for p to rank by.
 func (s *Store) PagesIn(ctx context.Context, p domain.Period) ([]domain.PageCount, error) {
 	var out []domain.PageCount
 	err := s.eachPage(func(key string, pg *page) error {
@@ -574,11 +720,11 @@ func (s *Store) PagesIn(ctx context.Context, p domain.Period) ([]domain.PageCoun
 		n, err := pg.days.union(ctx, []domain.Period{p}, each[:])
 		switch {
 		case errors.Is(err, domain.ErrNoDays):
-			return nil // see above: an estimated page has no days
+			return nil // see above: the page has no days
 		case err != nil:
 			return err
-		case n > 0:
-			out = append(out, domain.PageCount{URL: key, Count: domain.Count{Visitors: n}})
+		case n.Visitors > 0:
+			out = append(out, domain.PageCount{URL: key, Count: n})
 		}
 		return nil
 	})
@@ -651,7 +797,7 @@ func (s *Store) EachDay(fn func(page string, day domain.Day, visitors []domain.V
 		for d := 0; ; d++ {
 			vs, seen = vs[:0], seen[:0]
 			tl.mu.RLock()
-			if d >= len(tl.days) {
+			if d >= len(tl.days) || tl.estimated { // estimated days: see EachEstimatedDay
 				tl.mu.RUnlock()
 				return nil
 			}

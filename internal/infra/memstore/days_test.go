@@ -2,7 +2,6 @@ package memstore
 
 import (
 	"context"
-	"errors"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -266,47 +265,5 @@ func TestSetRemove(t *testing.T) {
 	}
 	if s.remove(2) {
 		t.Error("removed a value never held")
-	}
-}
-
-// TestConversionGivesUpTheDays: under the memory limit, a page with days
-// moves into a sketch like any other, giving up its index and days (where
-// its memory is): its all-time count is then an estimate, a range of it is
-// ErrNoDays, never a wrong count, and the rankings over a range leave it out.
-func TestConversionGivesUpTheDays(t *testing.T) {
-	t.Parallel()
-	const limit = 256 << 10
-	s := NewWith(Options{MemoryLimit: limit})
-	hot, small := pageN(t, 1), pageN(t, 2)
-	recordAt(t, s, small, visitorN(t, 0), dayN(3))
-	for v := range 20000 {
-		recordAt(t, s, hot, visitorN(t, v), dayN(1+v%7))
-	}
-	c, err := s.Visitors(context.Background(), hot)
-	if err != nil || c.Exact() || c.Visitors < 19000 || c.Visitors > 21000 {
-		t.Fatalf("hot page: %+v, %v; want an estimate of about 20000", c, err)
-	}
-	if _, err := s.Range(context.Background(), hot, []domain.Period{{From: domain.QuarterOf(dayN(1)), To: domain.QuarterOf(dayN(8))}}); !errors.Is(err, domain.ErrNoDays) {
-		t.Errorf("Range of the estimated page = %v, want ErrNoDays", err)
-	}
-	if n := daysCount(t, s, small, 1, 7); n != 1 {
-		t.Errorf("small page, days 1-7: %d visitors, want 1 (its days are kept)", n)
-	}
-	p := domain.Period{From: domain.DayOf(dayN(1)).First(), To: domain.DayOf(dayN(8)).First()}
-	list, err := s.PagesIn(context.Background(), p)
-	if err != nil || len(list) != 1 || list[0].URL != small.String() {
-		t.Errorf("PagesIn = %v, %v; want the small page alone", list, err)
-	}
-	st := s.Stats()
-	if st.Conversions != 1 || st.Triples != 1 || s.used() > limit {
-		t.Errorf("Stats() = %+v: want 1 conversion, the small page's triple alone, under the limit", st)
-	}
-	// Later views of the estimated page count all-time, in the sketch.
-	before := c.Visitors
-	for v := 20000; v < 22000; v++ {
-		recordAt(t, s, hot, visitorN(t, v), dayN(9))
-	}
-	if c, _ := s.Visitors(context.Background(), hot); c.Visitors < before+1800 {
-		t.Errorf("after 2000 more visitors: %d, want about %d", c.Visitors, before+2000)
 	}
 }

@@ -3,6 +3,7 @@ package memstore
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/webtracker/tracker/internal/domain"
@@ -124,11 +125,27 @@ func (s *Store) RestoreSketch(ctx context.Context, page domain.PageURL, data []b
 		sk.release(s.arena)
 		return nil
 	}
+	p.days.mu.RLock()
+	fresh := len(p.days.days) == 0 && !p.days.dropped
+	p.days.mu.RUnlock()
 	grown := int64(0)
 	if saved, ok := p.convert(s); ok {
 		grown -= saved
 		s.estimated.Add(1)
 	}
+	// The sketch's own days may follow (RecordEstimatedDay); until they
+	// do, a range of the page is ErrNoDays, as it is for good if none come
+	// (a snapshot of an earlier version, or a page whose days were given
+	// up). Days the page had already (two URLs made one) are not the
+	// sketch's: they go, and the sketch's with them.
+	p.days.mu.Lock()
+	if !p.days.gone {
+		bytes, triples := p.days.drop(s.arena)
+		grown -= bytes
+		s.triples.Add(-triples)
+		p.days.restored = fresh
+	}
+	p.days.mu.Unlock()
 	p.mu.Lock()
 	old, before := p.sketch, p.visitors.Load()
 	p.sketch = sk
@@ -167,6 +184,96 @@ func (s *Store) RecordAll(ctx context.Context, page domain.PageURL, visitors []d
 				break
 			}
 		}
+	}
+	return nil
+}
+
+// EachEstimatedDay calls fn with every day of every estimated page: the
+// page, the UTC day, the secret its visitors' keys are made with, and the
+// keys with when they were seen that day, one day at a time, copied under
+// the page's read lock. It is EachDay for the days that have no visitor
+// ids, only keys (see timeline.estKey). It stops at fn's first error,
+// which it returns. keys and seen are reused from one call to the next.
+func (s *Store) EachEstimatedDay(fn func(page string, day domain.Day, secret uint64, keys []uint32, seen []domain.Seen) error) error {
+	var (
+		keys []uint32
+		seen []domain.Seen
+	)
+	return s.eachPage(func(url string, p *page) error {
+		tl := &p.days
+		for d := 0; ; d++ {
+			keys, seen = keys[:0], seen[:0]
+			tl.mu.RLock()
+			if !tl.estimated || d >= len(tl.days) {
+				tl.mu.RUnlock()
+				return nil
+			}
+			day, secret := tl.days[d].day, tl.key
+			tl.days[d].each(func(k uint32, bits uint16) {
+				keys, seen = append(keys, k), append(seen, domain.SeenFromBits(bits))
+			})
+			tl.mu.RUnlock()
+			if len(keys) == 0 {
+				continue
+			}
+			if err := fn(url, day, secret, keys, seen); err != nil {
+				return err
+			}
+		}
+	})
+}
+
+// RecordEstimatedDay adds the keys of one day of an estimated page, each
+// seen as seen[i] says, as EachEstimatedDay gave them with secret: how a
+// durable store reads an estimated day back, after the page's sketch
+// (RestoreSketch). The first day of a page restored so takes the page's
+// secret; a day with another secret, or of a page whose days are exact or
+// were given up, is left out, since its keys cannot be told from the
+// page's own: the page's ranges are then ErrNoDays, never wrong. A zero
+// page, a key of MaxUint32, or a Seen that no day has is rejected with an
+// error that matches domain.ErrInvalid; ctx is unused.
+func (s *Store) RecordEstimatedDay(ctx context.Context, page domain.PageURL, day domain.Day, secret uint64, keys []uint32, seen []domain.Seen) error {
+	if page.IsZero() || len(keys) != len(seen) {
+		return fmt.Errorf("memstore: record an estimated day of a zero page, or with %d keys and %d times: %w",
+			len(keys), len(seen), domain.ErrInvalid)
+	}
+	for i, k := range keys {
+		if k == math.MaxUint32 || !seen[i].Valid() {
+			return fmt.Errorf("memstore: record key %#x seen at %v: %w", k, seen[i], domain.ErrInvalid)
+		}
+	}
+	p := s.lookup(page.String())
+	if p == nil {
+		return nil
+	}
+	tl := &p.days
+	tl.mu.Lock()
+	var grown, added int64
+	switch {
+	case tl.gone:
+	case tl.dropped && tl.restored:
+		tl.dropped, tl.restored, tl.estimated, tl.key = false, false, true, secret
+		tl.epoch++
+		fallthrough
+	case tl.estimated && !tl.dropped && tl.key == secret:
+		for i, k := range keys {
+			a, g := tl.addDay(s.arena, day, k, seen[i])
+			grown += g
+			if a {
+				added++
+			}
+		}
+	case tl.estimated && !tl.dropped:
+		// Days under two secrets (two URLs made one page since): none
+		// can be counted.
+		b, n := tl.drop(s.arena)
+		grown -= b
+		added -= n
+	}
+	tl.mu.Unlock()
+	s.triples.Add(added)
+	if grown != 0 {
+		s.grew(grown)
 	}
 	return nil
 }

@@ -26,8 +26,9 @@ type candidate struct {
 
 // shrink brings the store back under its limit, if it is still over it once
 // no other writer is shrinking it: first by moving the visitors of its
-// largest exact pages into sketches, then, if that is not enough, by
-// forgetting the pages that have gone longest without an event. It runs in
+// largest exact pages into sketches (their days estimated), then, if that
+// is not enough, by giving up the estimated days of the pages with most,
+// and last by forgetting the pages that have gone longest without an event. It runs in
 // the writer that passed the limit, holding no lock but s.shrinking while it
 // walks the shards (each under its read lock, briefly) and one page's locks
 // at a time while it converts; other writers go on meanwhile, and the ones
@@ -56,6 +57,26 @@ func (s *Store) shrink() {
 			s.estimated.Add(1)
 			s.conversions.Add(1)
 		}
+	}
+	// Then the estimated days, of the pages with most first: their ranges
+	// become ErrNoDays, their all-time counts stay.
+	var timed []candidate
+	for _, c := range s.candidates(0) {
+		if c.p.sketched.Load() {
+			if c.count = c.p.days.triples(); c.count > 0 {
+				timed = append(timed, c)
+			}
+		}
+	}
+	slices.SortFunc(timed, func(a, b candidate) int { return cmp.Compare(b.count, a.count) })
+	for _, c := range timed {
+		if s.used() <= target {
+			return
+		}
+		bytes, triples := c.p.days.giveUp(s.arena)
+		s.bytes.Add(-bytes)
+		s.triples.Add(-triples)
+		s.daysGivenUp.Add(1)
 	}
 	// Then the pages idle longest, the smallest first among those idle as
 	// long.

@@ -6,6 +6,8 @@ import (
 	"math"
 	"math/bits"
 	"math/rand/v2"
+
+	"github.com/webtracker/tracker/internal/domain"
 )
 
 // sketch estimates the distinct values added to it in sketchBytes of
@@ -72,6 +74,21 @@ var SketchRelativeError = 0.658 / math.Sqrt(sketchRegisters)
 // newSketch returns an empty sketch with a random key, its registers from a.
 func newSketch(a *arena) *sketch {
 	return &sketch{regs: a.alloc(sketchWords), key: rand.Uint64(), change: sketchRegisters}
+}
+
+// newScratch returns an empty sketch of key on the Go heap, for counting
+// the union of estimated days once: it is garbage after the count.
+func newScratch(key uint64) *sketch {
+	return &sketch{regs: make([]uint64, sketchWords), key: key, change: sketchRegisters}
+}
+
+// estimated returns the estimate as a count: exact if it is 0, since
+// nothing was added, else with the sketch's error.
+func (s *sketch) estimated() domain.Count {
+	if n := s.count(); n > 0 {
+		return domain.Count{Visitors: n, RelativeError: SketchRelativeError}
+	}
+	return domain.Count{}
 }
 
 // add adds the visitor hash v and reports whether it changed the sketch: a

@@ -75,8 +75,11 @@ func TestSketchCountsSmallSetsClosely(t *testing.T) {
 		s.add(values[i])
 	}
 	// Far fewer values than registers: nearly every one changes a register
-	// while μ is near 1, so the estimate is within a fraction of a percent.
-	if got := s.count(); got < 990 || got > 1010 {
+	// while μ is near 1, so the estimate is within a few percent: its
+	// standard deviation is about 5 at 1000 values (measured over 3000
+	// sketches), and the bounds are 4 of it, since each sketch's key is
+	// random (the bounds were 2 of it, which failed one run in 60).
+	if got := s.count(); got < 980 || got > 1020 {
 		t.Errorf("1000 distinct values: estimate %d", got)
 	}
 	for _, v := range values {
@@ -84,7 +87,7 @@ func TestSketchCountsSmallSetsClosely(t *testing.T) {
 			t.Fatalf("adding %#x again changed the sketch", v)
 		}
 	}
-	if got := s.count(); got < 990 || got > 1010 {
+	if got := s.count(); got < 980 || got > 1020 {
 		t.Errorf("after every value again: estimate %d", got)
 	}
 	if s.release(a) != sketchBytes || s.regs != nil {

@@ -68,8 +68,9 @@ type Store struct {
 
 	estimated, conversions, evicted, expired atomic.Int64
 	// triples counts the (page, visitor, day) the days of every page hold;
-	// daysDropped the (page, day) that DropDays has forgotten.
-	triples, daysDropped atomic.Int64
+	// daysDropped the (page, day) that DropDays has forgotten;
+	// daysGivenUp the pages whose estimated days a shrink gave up.
+	triples, daysDropped, daysGivenUp atomic.Int64
 }
 
 // Options are a Store's limits. The zero Options keep every count exact, in
@@ -112,8 +113,10 @@ type Stats struct {
 	// Expire.
 	Conversions, Evicted, Expired int64
 	// Triples is the number of distinct (page, visitor, UTC day) the days
-	// hold; DaysDropped counts the (page, day) DropDays has forgotten.
-	Triples, DaysDropped int64
+	// hold; DaysDropped counts the (page, day) DropDays has forgotten;
+	// DaysGivenUp the pages whose estimated days were given up under the
+	// limit (a range of them is ErrNoDays).
+	Triples, DaysDropped, DaysGivenUp int64
 }
 
 // New returns an empty Store that keeps every count exact and has no memory
@@ -209,6 +212,12 @@ func (s *Store) addTimedLocked(p *page, k, v uint64, d domain.Day, seen domain.S
 		return 0, 0, true
 	case tl.dropped: // a sketch, which takes it all-time
 		return p.addSketch(v), 0, false
+	case tl.estimated: // a sketch, all-time, and the day by its key
+		newDay, grown := tl.addDay(s.arena, d, tl.estKey(v), seen)
+		if newDay {
+			s.triples.Add(1)
+		}
+		return p.addSketch(v), grown, false
 	}
 	ord, isNew, grown := tl.index.insert(s.arena, k)
 	if isNew {
@@ -327,7 +336,7 @@ func (s *Store) Visitors(ctx context.Context, page domain.PageURL) (domain.Count
 func (s *Store) Stats() Stats {
 	st := Stats{Bytes: s.bytes.Load(), Slack: s.arena.slackBytes(), Limit: s.opts.MemoryLimit, Estimated: s.estimated.Load(),
 		Conversions: s.conversions.Load(), Evicted: s.evicted.Load(), Expired: s.expired.Load(),
-		Triples: s.triples.Load(), DaysDropped: s.daysDropped.Load()}
+		Triples: s.triples.Load(), DaysDropped: s.daysDropped.Load(), DaysGivenUp: s.daysGivenUp.Load()}
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.RLock()
@@ -384,6 +393,7 @@ func (s *Store) page(sh *shard, key string) *page {
 	if s.opts.Approximate {
 		p.sketch = newSketch(s.arena)
 		p.sketched.Store(true)
+		p.days.estimated, p.days.key = true, rand.Uint64()
 		s.estimated.Add(1)
 		grown += sketchBytes
 	}
@@ -577,8 +587,9 @@ func (p *page) addSketch(v uint64) (added int64) {
 // saved (negative if it cost). A sketched or removed page is left as it is
 // (ok = false).
 func (p *page) convert(s *Store) (saved int64, ok bool) {
-	// The index's visitors go into the sketch too, and the index and the
-	// days go: that is where a page with times keeps its visitors.
+	// The index's visitors go into the sketch too, and the index goes:
+	// that is where a page with times keeps its visitors. The days stay,
+	// estimated (see timeline.estimate).
 	p.days.mu.Lock()
 	defer p.days.mu.Unlock()
 	p.mu.Lock()
@@ -588,9 +599,9 @@ func (p *page) convert(s *Store) (saved int64, ok bool) {
 	}
 	sk := newSketch(s.arena)
 	p.days.index.each(func(k uint64, _ uint32) { sk.add(s.visitorHash(k)) })
-	dayBytes, triples := p.days.drop(s.arena)
-	s.triples.Add(-triples)
-	saved = dayBytes - int64(sketchBytes)
+	freed, merged := p.days.estimate(s.arena, s.visitorHash)
+	s.triples.Add(-merged)
+	saved = freed - int64(sketchBytes)
 	if st := p.striped.Load(); st != nil {
 		for i := range st {
 			st[i].mu.Lock()

@@ -22,8 +22,9 @@ type StoreStats struct {
 	Pages, Estimated, Pairs, Bytes, Limit int64
 	Conversions, Evicted, Expired         int64
 	// Triples are the (page, visitor, day) kept for time ranges;
-	// DaysDropped counts the (page, day) forgotten past the retention.
-	Triples, DaysDropped int64
+	// DaysDropped counts the (page, day) forgotten past the retention;
+	// DaysGivenUp the pages whose estimated days went under the limit.
+	Triples, DaysDropped, DaysGivenUp int64
 }
 
 // Metrics holds the service's collectors and the registry they live on.
@@ -136,6 +137,7 @@ var (
 	expDesc   = prometheus.NewDesc("tracker_store_expired_total", "Pages removed after -page-ttl without an event.", nil, nil)
 	tripDesc  = prometheus.NewDesc("tracker_day_visitors", "Distinct (page, visitor, UTC day) kept for time ranges.", nil, nil)
 	dropDesc  = prometheus.NewDesc("tracker_days_dropped_total", "Days of a page forgotten for being older than -retention (all-time counts stay).", nil, nil)
+	giveDesc  = prometheus.NewDesc("tracker_store_days_given_up_total", "Estimated pages whose days were given up under the memory limit (their ranges answer 409).", nil, nil)
 )
 
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -149,6 +151,7 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- expDesc
 	ch <- tripDesc
 	ch <- dropDesc
+	ch <- giveDesc
 }
 
 func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -163,4 +166,5 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(expDesc, prometheus.CounterValue, float64(s.Expired))
 	ch <- prometheus.MustNewConstMetric(tripDesc, prometheus.GaugeValue, float64(s.Triples))
 	ch <- prometheus.MustNewConstMetric(dropDesc, prometheus.CounterValue, float64(s.DaysDropped))
+	ch <- prometheus.MustNewConstMetric(giveDesc, prometheus.CounterValue, float64(s.DaysGivenUp))
 }
