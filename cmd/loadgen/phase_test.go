@@ -62,12 +62,16 @@ func TestLoopsUnderStall(t *testing.T) {
 			if (w.svc.n > 0) != tt.wantSvcRecord {
 				t.Errorf("%d service times recorded; want some: %v", w.svc.n, tt.wantSvcRecord)
 			}
-			if tt.open && w.svc.quantile(0.9) > 20*time.Millisecond {
+			// The bounds below are half the stall, not a figure of this
+			// machine's speed: a stall counted where it should not be
+			// puts a third of the requests near it (a bound of 20ms
+			// failed on a loaded machine, with nothing wrong).
+			if tt.open && w.svc.quantile(0.9) > stall/2 {
 				t.Errorf("service p90 %v: the stall should show from the schedule only", w.svc.quantile(0.9))
 			}
 			// The requests held up by the stall waited for their connection:
 			// none of that is loadgen's own lateness.
-			if tt.open && (w.late.n == 0 || w.late.quantile(0.99) > 20*time.Millisecond) {
+			if tt.open && (w.late.n == 0 || w.late.quantile(0.99) > stall/2) {
 				t.Errorf("loadgen late p99 %v over %d requests: want some, and the stall not among them", w.late.quantile(0.99), w.late.n)
 			}
 		})

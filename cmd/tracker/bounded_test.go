@@ -101,8 +101,12 @@ func TestMemoryLimitOverHTTP(t *testing.T) {
 	if got := in.metric(t, "tracker_pages_estimated"); got != 2 {
 		t.Errorf("tracker_pages_estimated %v, want 2", got)
 	}
-	// An estimated page gave up its days: a range of it is a clear 409,
-	// never a wrong count; an exact page still answers its range.
+	// The flood of cold pages took even the hot pages' estimated days,
+	// before any page went: a range of them is a clear 409, never a wrong
+	// count; an exact page still answers its range.
+	if got := in.metric(t, "tracker_store_days_given_up_total"); got != 2 {
+		t.Errorf("tracker_store_days_given_up_total %v, want 2", got)
+	}
 	today := time.Now().UTC().Format(time.DateOnly)
 	status, _, body := in.do(t, "GET", "/api/v1/visitors?url="+url.QueryEscape(hot[0])+"&from="+today, "", "")
 	if status != http.StatusConflict || !strings.Contains(body, "urn:webtracker:problem:days-not-kept") {
@@ -111,6 +115,56 @@ func TestMemoryLimitOverHTTP(t *testing.T) {
 	status, _, body = in.do(t, "GET", "/api/v1/visitors?url="+url.QueryEscape("https://example.com/cold/5999")+"&from="+today, "", "")
 	if status != http.StatusOK || !strings.Contains(body, `"visitors":1,"exact":true`) {
 		t.Errorf("a range of an exact page: %d %s, want 1 visitor, exact", status, body)
+	}
+}
+
+// Over HTTP, under a limit that a page's exact visitors pass but its
+// estimated days do not: a range of the page, its daily series and the
+// ranking over the range are estimates, said so, close to the truth.
+func TestEstimatedRangesOverHTTP(t *testing.T) {
+	t.Parallel()
+	const visitors = 20000
+	in := start(t, nil, "-memory-limit", "384KiB")
+	page := "https://example.com/estimated"
+	s := newSender(in.base)
+	for i := range visitors {
+		if !s.send(fmt.Sprintf("v%d", i), page) {
+			t.Fatalf("event %d not accepted", i)
+		}
+	}
+	if got := in.metric(t, "tracker_store_conversions_total"); got != 1 {
+		t.Fatalf("tracker_store_conversions_total %v, want 1: the test no longer tests estimated days", got)
+	}
+	near := func(n int64) bool { return math.Abs(float64(n-visitors)) <= 4*memstore.SketchRelativeError*visitors }
+	today := time.Now().UTC().Format(time.DateOnly)
+	var c count
+	status, _, body := in.do(t, "GET", "/api/v1/visitors?url="+url.QueryEscape(page)+"&from="+today+"&to="+today, "", "")
+	if err := json.Unmarshal([]byte(body), &c); status != http.StatusOK || err != nil || c.Exact ||
+		c.RelativeError != memstore.SketchRelativeError || !near(c.Visitors) {
+		t.Errorf("today's visitors: %d %s, want an estimate of about %d", status, body, visitors)
+	}
+	var daily struct {
+		Days []struct {
+			Visitors int64 `json:"visitors"`
+		} `json:"days"`
+		count
+	}
+	status, _, body = in.do(t, "GET", "/api/v1/visitors/daily?url="+url.QueryEscape(page)+"&from="+today+"&to="+today, "", "")
+	if err := json.Unmarshal([]byte(body), &daily); status != http.StatusOK || err != nil || daily.Exact ||
+		len(daily.Days) != 1 || !near(daily.Days[0].Visitors) || !near(daily.Visitors) {
+		t.Errorf("today's daily series: %d %s, want one day and a total, estimates of about %d", status, body, visitors)
+	}
+	var ranking struct {
+		Pages []struct {
+			URL      string `json:"url"`
+			Visitors int64  `json:"visitors"`
+			Exact    bool   `json:"exact"`
+		} `json:"pages"`
+	}
+	status, _, body = in.do(t, "GET", "/api/v1/pages?from="+today, "", "")
+	if err := json.Unmarshal([]byte(body), &ranking); status != http.StatusOK || err != nil || len(ranking.Pages) != 1 ||
+		ranking.Pages[0].URL != page || ranking.Pages[0].Exact || !near(ranking.Pages[0].Visitors) {
+		t.Errorf("today's ranking: %d %s, want the page, estimated at about %d", status, body, visitors)
 	}
 }
 

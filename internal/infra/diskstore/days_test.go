@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/webtracker/tracker/internal/domain"
+	"github.com/webtracker/tracker/internal/infra/memstore"
 )
 
 // day0 is the first day of the tests' views.
@@ -370,6 +372,167 @@ func TestCorruptDayRecord(t *testing.T) {
 			if !errors.As(err, &ce) || ce.File != file || !strings.Contains(ce.Reason, tt.reason) ||
 				(tt.offset >= 0 && ce.Offset != tt.offset) {
 				t.Fatalf("Open = %v, want a *CorruptError of %s at offset %d: …%s", err, file, tt.offset, tt.reason)
+			}
+		})
+	}
+}
+
+// TestEstimatedDaysSurviveCrash: under a memory limit, a page whose days
+// became estimated keeps them through a crash, from a snapshot (its
+// estimated day records) and the log after it: the same (page, visitor,
+// day) come back, under the same keys, and each range is an estimate of
+// the right count; the exact pages beside it answer exactly as before.
+// A page whose estimated days were given up stays without days.
+func TestEstimatedDaysSurviveCrash(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	limit := memstore.Options{MemoryLimit: 160 << 10}
+	s := openMem(t, dir, memstore.NewWith(limit))
+	truth := map[int][]domain.Quarter{} // page 0's visitors' quarters
+	send := func(v int, q domain.Quarter) {
+		s.recordAt(t, 0, v, q)
+		truth[v] = append(truth[v], q)
+	}
+	for v := range 6000 {
+		send(v, at(v%3, v%domain.QuartersPerDay))
+		send(v, at(1+v%3, (v*7)%domain.QuartersPerDay))
+	}
+	fillDays(t, s, 0)
+	if err := s.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	for v := 3000; v < 7000; v++ { // half of them seen before
+		send(v, at(2, v%domain.QuartersPerDay))
+	}
+	st := s.mem.Stats()
+	if st.Conversions != 1 || st.DaysGivenUp != 0 {
+		t.Fatalf("Stats() = %+v: want page 0 converted, its days kept; the test no longer tests estimated days", st)
+	}
+	count := func(p domain.Period) int64 {
+		var n int64
+		for _, qs := range truth {
+			if slices.ContainsFunc(qs, func(q domain.Quarter) bool { return q >= p.From && q < p.To }) {
+				n++
+			}
+		}
+		return n
+	}
+	exactPages := func(s opened) string { // pages 1 and 2, whose days are exact
+		var out strings.Builder
+		for p := 1; p < 3; p++ {
+			rc, err := s.Range(context.Background(), view(t, p, 0).Page, rangePeriods)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(&out, "page %d: %+v\n", p, rc)
+		}
+		return out.String()
+	}
+	want := exactPages(s)
+	s.crash()
+
+	r := openMem(t, dir, memstore.NewWith(limit))
+	defer r.Close()
+	if got := r.mem.Stats(); got.Triples != st.Triples || got.Estimated != 1 {
+		t.Errorf("after a crash: %d (page, visitor, day), %d estimated pages; want %d and 1", got.Triples, got.Estimated, st.Triples)
+	}
+	rc, err := r.Range(context.Background(), view(t, 0, 0).Page, rangePeriods)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range rangePeriods {
+		got, want := rc.Each[i], count(p)
+		if got.Exact() || math.Abs(float64(got.Visitors-want)) > 4*memstore.SketchRelativeError*float64(want)+1 {
+			t.Errorf("page 0, %+v, after a crash: %+v, want an estimate of %d", p, got, want)
+		}
+	}
+	if got := exactPages(r); got != want {
+		t.Errorf("the exact pages after a crash:\n%s\nwant, as before it:\n%s", got, want)
+	}
+}
+
+// TestDaysGivenUpStayGone: a page whose estimated days were given up
+// under the limit has no days after a restart either (its snapshot record
+// is its sketch alone), rather than the days its later views bring.
+func TestDaysGivenUpStayGone(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	limit := memstore.Options{MemoryLimit: 64 << 10}
+	s := openMem(t, dir, memstore.NewWith(limit))
+	for v := range 3000 {
+		for d := range 4 {
+			s.recordAt(t, 0, v, at(d, 40))
+		}
+	}
+	if st := s.mem.Stats(); st.DaysGivenUp != 1 {
+		t.Fatalf("Stats() = %+v: want page 0's days given up", st)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := openMem(t, dir, memstore.NewWith(limit))
+	defer r.Close()
+	r.recordAt(t, 0, 5000, at(5, 40))
+	if _, err := r.Range(context.Background(), view(t, 0, 0).Page, rangePeriods); !errors.Is(err, domain.ErrNoDays) {
+		t.Errorf("a range of the page after a restart: %v, want ErrNoDays", err)
+	}
+}
+
+// TestCorruptEstimatedDayRecord: an estimated day record with a key no day
+// holds, or in a version 3 snapshot, stops the start with a *CorruptError;
+// the well-formed one reads, and gives its page its day.
+func TestCorruptEstimatedDayRecord(t *testing.T) {
+	t.Parallel()
+	mem := memstore.NewWith(memstore.Options{Approximate: true})
+	page := view(t, 0, 0).Page
+	if err := mem.Record(context.Background(), viewAt(t, 0, 1, at(0, 4))); err != nil {
+		t.Fatal(err)
+	}
+	var sketch []byte
+	_ = mem.Each(func(_ string, _ []domain.VisitorID, sk []byte) error { sketch = slices.Clone(sk); return nil })
+	pageRec := binary.AppendUvarint(nil, uint64(len(page.String())))
+	pageRec = append(pageRec, page.String()...)
+	pageRec = append(pageRec, pageEstimated)
+	pageRec = binary.AppendUvarint(pageRec, uint64(len(sketch)))
+	pageRec = append(pageRec, sketch...)
+	pageRec = binary.LittleEndian.AppendUint32(pageRec, crc32.Checksum(pageRec, crcTable))
+	estDay := func(key uint32) []byte {
+		rec := binary.AppendUvarint(nil, uint64(len(page.String())))
+		rec = append(rec, page.String()...)
+		rec = append(rec, pageEstimatedDay)
+		rec = binary.LittleEndian.AppendUint32(rec, uint32(day0))
+		rec = binary.LittleEndian.AppendUint64(rec, 42)
+		rec = binary.AppendUvarint(rec, 1)
+		rec = binary.LittleEndian.AppendUint32(rec, key)
+		rec = binary.LittleEndian.AppendUint16(rec, domain.SeenAt(4).Bits())
+		return binary.LittleEndian.AppendUint32(rec, crc32.Checksum(rec, crcTable))
+	}
+	t.Run("well formed", func(t *testing.T) {
+		t.Parallel()
+		d := t.TempDir()
+		writeFile(t, filepath.Join(d, snapshotName), snapFile(snapVersion, 0, [][]byte{pageRec, estDay(7)}, 1, 0, 1, 1))
+		s := mustOpen(t, d, SyncAlways)
+		defer s.Close()
+		rc, err := s.Range(context.Background(), page, []domain.Period{{From: at(0, 0), To: at(1, 0)}, {From: at(0, 5), To: at(1, 0)}})
+		if err != nil || rc.Each[0].Visitors != 1 || rc.Each[1].Visitors != 0 {
+			t.Errorf("the restored day: %+v, %v; want 1 visitor, seen in quarter 4 only", rc, err)
+		}
+	})
+	for name, tt := range map[string]struct {
+		content []byte
+		reason  string
+	}{
+		"key MaxUint32":       {snapFile(snapVersion, 0, [][]byte{pageRec, estDay(math.MaxUint32)}, 1, 0, 1, 1), "no day holds"},
+		"in a version 3 file": {snapFile(3, 0, [][]byte{pageRec, estDay(7)}, 1, 0, 1, 1), "unknown kind 3"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			d := t.TempDir()
+			writeFile(t, filepath.Join(d, snapshotName), tt.content)
+			_, err := open(t, d, SyncAlways)
+			var ce *CorruptError
+			if !errors.As(err, &ce) || !strings.Contains(ce.Reason, tt.reason) {
+				t.Fatalf("Open = %v, want a *CorruptError: …%s", err, tt.reason)
 			}
 		})
 	}

@@ -38,6 +38,7 @@ import (
 //	  exact      kind 0 | visitors uvarint | visitors × hash uint64
 //	  estimated  kind 1 | sketch length uvarint | sketch (as memstore marshals it)
 //	  day        kind 2 | day int32 | visitors uvarint (> 0) | visitors × (hash uint64 | seen uint16)
+//	  est. day   kind 3 | day int32 | secret uint64 | visitors uvarint (> 0) | visitors × (key uint32 | seen uint16)
 //	end      0x00 | pages uint64 | pairs uint64 | days uint64 | triples uint64 | crc uint32 of the 33 bytes before
 //
 // A record's crc covers the whole record before it. pages counts the exact
@@ -51,6 +52,16 @@ import (
 // them in any order: a page may have days and no page record (it was made
 // during the snapshot, and the log after it holds its events), or a page
 // record and no days.
+//
+// An estimated day record is a day of an estimated page, whose visitors
+// are not kept, only a 32-bit key of each under the page's secret (see
+// memstore.Store.EachEstimatedDay). It counts in days and triples as a day
+// record does. It must come after its page's record, which it adds to:
+// one that does not (or whose secret is not its page's days') is left
+// out, and the page's ranges are then refused, never wrong.
+//
+// Version 3 snapshots, written before estimated days, have no estimated
+// day records: an estimated page read from one has no days.
 //
 // Version 2 snapshots, written before time ranges, have no day records and
 // an end record without days and triples (0x00 | pages | pairs | crc of the
@@ -66,9 +77,9 @@ const (
 
 	// logVersion is the version of the log format written, which reads
 	// version 1 logs too; snapVersion of the snapshot format written, which
-	// reads versions 1 and 2 too.
+	// reads versions 1 to 3 too.
 	logVersion  = 2
-	snapVersion = 3
+	snapVersion = 4
 	// maxSketch bounds the length of a sketch read from a snapshot.
 	maxSketch = 64 << 10
 
@@ -87,8 +98,10 @@ const (
 	snapHeaderSize = len(snapMagic) + 4 + 8 + 4
 	snapEndSize    = 1 + 4*8 + 4
 	snapEndSizeV2  = 1 + 2*8 + 4
-	// dayEntrySize is the bytes of one visitor of a day record.
-	dayEntrySize = 8 + 2
+	// dayEntrySize is the bytes of one visitor of a day record,
+	// estimatedEntrySize of an estimated day record.
+	dayEntrySize       = 8 + 2
+	estimatedEntrySize = 4 + 2
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 
@@ -25,17 +26,20 @@ type snapshotInfo struct {
 // walker is what a snapshot is written from, as memstore.Store walks
 // itself: Each gives an exact page with its visitors, an estimated one with
 // its sketch; EachDay gives every (page, UTC day) with its visitors and
-// when on that day each was seen.
+// when on that day each was seen, and EachEstimatedDay every day of an
+// estimated page, with its visitors' keys.
 type walker interface {
 	Each(fn func(page string, visitors []domain.VisitorID, sketch []byte) error) error
 	EachDay(fn func(page string, day domain.Day, visitors []domain.VisitorID, seen []domain.Seen) error) error
+	EachEstimatedDay(fn func(page string, day domain.Day, secret uint64, keys []uint32, seen []domain.Seen) error) error
 }
 
 // The kinds of record after a URL.
 const (
-	pageExact     = 0
-	pageEstimated = 1
-	pageDay       = 2
+	pageExact        = 0
+	pageEstimated    = 1
+	pageDay          = 2
+	pageEstimatedDay = 3
 )
 
 // writeSnapshot writes every page, then every day of every page, that mem
@@ -112,6 +116,14 @@ func writeSnapshot(dir string, nextLog uint64, mem walker) (snapshotInfo, error)
 	if err != nil {
 		return info, err
 	}
+	err = mem.EachEstimatedDay(func(page string, day domain.Day, secret uint64, keys []uint32, seen []domain.Seen) error {
+		var err error
+		b, err = writeEstimatedDay(w, b[:0], page, day, secret, keys, seen, &info)
+		return err
+	})
+	if err != nil {
+		return info, err
+	}
 	b = append(b[:0], 0)
 	b = binary.LittleEndian.AppendUint64(b, uint64(info.pages))
 	b = binary.LittleEndian.AppendUint64(b, uint64(info.pairs))
@@ -154,27 +166,57 @@ func writeDay(w io.Writer, b []byte, page string, day domain.Day, visitors []dom
 	if len(visitors) != len(seen) {
 		return b, fmt.Errorf("day %v of %s: %d visitors and %d times", day, page, len(visitors), len(seen))
 	}
-	if len(visitors) == 0 {
+	head := binary.LittleEndian.AppendUint32(nil, uint32(day))
+	return writeDayRecord(w, b, page, pageDay, head, len(visitors), dayEntrySize, func(b []byte, i int) ([]byte, error) {
+		if visitors[i].IsZero() || !seen[i].Valid() {
+			return b, fmt.Errorf("day %v of %s: a zero visitor, or one seen at %v", day, page, seen[i])
+		}
+		b = binary.LittleEndian.AppendUint64(b, visitors[i].Hash())
+		return binary.LittleEndian.AppendUint16(b, seen[i].Bits()), nil
+	}, info)
+}
+
+// writeEstimatedDay is writeDay for a day of an estimated page: its
+// visitors' keys under secret instead of their hashes.
+func writeEstimatedDay(w io.Writer, b []byte, page string, day domain.Day, secret uint64, keys []uint32, seen []domain.Seen, info *snapshotInfo) ([]byte, error) {
+	if len(keys) != len(seen) {
+		return b, fmt.Errorf("estimated day %v of %s: %d keys and %d times", day, page, len(keys), len(seen))
+	}
+	head := binary.LittleEndian.AppendUint32(nil, uint32(day))
+	head = binary.LittleEndian.AppendUint64(head, secret)
+	return writeDayRecord(w, b, page, pageEstimatedDay, head, len(keys), estimatedEntrySize, func(b []byte, i int) ([]byte, error) {
+		if keys[i] == math.MaxUint32 || !seen[i].Valid() {
+			return b, fmt.Errorf("estimated day %v of %s: key %#x seen at %v", day, page, keys[i], seen[i])
+		}
+		b = binary.LittleEndian.AppendUint32(b, keys[i])
+		return binary.LittleEndian.AppendUint16(b, seen[i].Bits()), nil
+	}, info)
+}
+
+// writeDayRecord writes a record of kind for page: head, then n entries of
+// size bytes that entry appends, in chunks of b; and counts it in info.
+func writeDayRecord(w io.Writer, b []byte, page string, kind byte, head []byte, n, size int,
+	entry func(b []byte, i int) ([]byte, error), info *snapshotInfo) ([]byte, error) {
+	if n == 0 {
 		return b, nil
 	}
-	b = binary.AppendUvarint(b, uint64(len(page)))
+	b = binary.AppendUvarint(b[:0], uint64(len(page)))
 	b = append(b, page...)
-	b = append(b, pageDay)
-	b = binary.LittleEndian.AppendUint32(b, uint32(day))
-	b = binary.AppendUvarint(b, uint64(len(visitors)))
+	b = append(b, kind)
+	b = append(b, head...)
+	b = binary.AppendUvarint(b, uint64(n))
 	sum := crc32.Update(0, crcTable, b)
 	if _, err := w.Write(b); err != nil {
 		return b, err
 	}
-	step := max(1, cap(b)/dayEntrySize)
-	for i := 0; i < len(visitors); i += step {
+	step := max(1, cap(b)/size)
+	for i := 0; i < n; i += step {
 		b = b[:0]
-		for j := i; j < min(i+step, len(visitors)); j++ {
-			if visitors[j].IsZero() || !seen[j].Valid() {
-				return b, fmt.Errorf("day %v of %s: a zero visitor, or one seen at %v", day, page, seen[j])
+		for j := i; j < min(i+step, n); j++ {
+			var err error
+			if b, err = entry(b, j); err != nil {
+				return b, err
 			}
-			b = binary.LittleEndian.AppendUint64(b, visitors[j].Hash())
-			b = binary.LittleEndian.AppendUint16(b, seen[j].Bits())
 		}
 		sum = crc32.Update(sum, crcTable, b)
 		if _, err := w.Write(b); err != nil {
@@ -182,7 +224,7 @@ func writeDay(w io.Writer, b []byte, page string, day domain.Day, visitors []dom
 		}
 	}
 	info.days++
-	info.triples += int64(len(visitors))
+	info.triples += int64(n)
 	_, err := w.Write(binary.LittleEndian.AppendUint32(b[:0], sum))
 	return b, err
 }
@@ -193,6 +235,7 @@ type loader interface {
 	RecordAll(ctx context.Context, page domain.PageURL, visitors []domain.VisitorID) error
 	RecordDay(ctx context.Context, page domain.PageURL, day domain.Day, visitors []domain.VisitorID, seen []domain.Seen) error
 	RestoreSketch(ctx context.Context, page domain.PageURL, sketch []byte) error
+	RecordEstimatedDay(ctx context.Context, page domain.PageURL, day domain.Day, secret uint64, keys []uint32, seen []domain.Seen) error
 }
 
 // readSnapshot reads the snapshot at path into mem, each page's URL made
@@ -329,6 +372,8 @@ func (r *snapReader) read(info *snapshotInfo, policy domain.URLPolicy, mem loade
 			err = r.sketch(start, page, buf, mem, info)
 		case kind == pageDay && version >= 3:
 			err = r.day(start, page, buf, visitors, seen, mem, info)
+		case kind == pageEstimatedDay && version >= 4:
+			err = r.estimatedDay(start, page, buf, seen, mem, info)
 		default:
 			return r.corrupt(start, "record of unknown kind %d in a version %d snapshot", kind, version)
 		}
@@ -383,6 +428,65 @@ func (r *snapReader) day(start int64, page domain.PageURL, buf []byte, visitors 
 		return err
 	}
 	day := domain.Day(int32(binary.LittleEndian.Uint32(d[:])))
+	return r.entries(start, buf, dayEntrySize, info, func(chunk []byte, off int64) error {
+		visitors, seen = visitors[:0], seen[:0]
+		for i := 0; i < len(chunk); i += dayEntrySize {
+			v, err := domain.VisitorFromHash(binary.LittleEndian.Uint64(chunk[i:]))
+			if err != nil {
+				return r.corrupt(off+int64(i), "visitor hash 0")
+			}
+			sn, err := r.seen(off+int64(i), binary.LittleEndian.Uint16(chunk[i+8:]))
+			if err != nil {
+				return err
+			}
+			visitors, seen = append(visitors, v), append(seen, sn)
+		}
+		return mem.RecordDay(context.Background(), page, day, visitors, seen)
+	})
+}
+
+// estimatedDay reads the rest of an estimated day record, which began at
+// start, into mem, using buf and seen, checking each entry as day does.
+func (r *snapReader) estimatedDay(start int64, page domain.PageURL, buf []byte, seen []domain.Seen, mem loader, info *snapshotInfo) error {
+	var d [12]byte
+	if err := r.full(d[:]); err != nil {
+		return err
+	}
+	day, secret := domain.Day(int32(binary.LittleEndian.Uint32(d[:]))), binary.LittleEndian.Uint64(d[4:])
+	keys := make([]uint32, 0, len(buf)/estimatedEntrySize)
+	return r.entries(start, buf, estimatedEntrySize, info, func(chunk []byte, off int64) error {
+		keys, seen = keys[:0], seen[:0]
+		for i := 0; i < len(chunk); i += estimatedEntrySize {
+			k := binary.LittleEndian.Uint32(chunk[i:])
+			if k == math.MaxUint32 {
+				return r.corrupt(off+int64(i), "key %#x, which no day holds", k)
+			}
+			sn, err := r.seen(off+int64(i), binary.LittleEndian.Uint16(chunk[i+4:]))
+			if err != nil {
+				return err
+			}
+			keys, seen = append(keys, k), append(seen, sn)
+		}
+		return mem.RecordEstimatedDay(context.Background(), page, day, secret, keys, seen)
+	})
+}
+
+// seen returns the Seen of bits, read at off, or a *CorruptError if no day
+// has it.
+func (r *snapReader) seen(off int64, bits uint16) (domain.Seen, error) {
+	sn := domain.SeenFromBits(bits)
+	if !sn.Valid() {
+		return sn, r.corrupt(off, "a visitor seen from quarter %d to %d of a day", sn.First, sn.Last)
+	}
+	return sn, nil
+}
+
+// entries reads the rest of a day record, which began at start: its count
+// of entries, then the entries of size bytes, in chunks of buf that add
+// takes with the offset of the chunk, then the checksum; and counts the
+// record in info. An error of add that matches domain.ErrInvalid makes the
+// record corrupt.
+func (r *snapReader) entries(start int64, buf []byte, size int, info *snapshotInfo, add func(chunk []byte, off int64) error) error {
 	count, err := r.uvarint()
 	if err != nil {
 		return err
@@ -390,35 +494,22 @@ func (r *snapReader) day(start int64, page domain.PageURL, buf []byte, visitors 
 	switch {
 	case count == 0:
 		return r.corrupt(start, "a day record with no visitors")
-	case count > uint64(r.size-r.off)/dayEntrySize:
+	case count > uint64(r.size-r.off)/uint64(size):
 		return r.corrupt(start, "%d visitors of a day do not fit in the rest of the file", count)
 	}
 	for count > 0 {
-		chunk := buf[:dayEntrySize*min(count, uint64(len(buf)/dayEntrySize))]
+		chunk := buf[:size*int(min(count, uint64(len(buf)/size)))]
 		if err := r.full(chunk); err != nil {
 			return err
 		}
-		count -= uint64(len(chunk) / dayEntrySize)
-		visitors, seen = visitors[:0], seen[:0]
-		for i := 0; i < len(chunk); i += dayEntrySize {
-			off := r.off - int64(len(chunk)-i)
-			v, err := domain.VisitorFromHash(binary.LittleEndian.Uint64(chunk[i:]))
-			if err != nil {
-				return r.corrupt(off, "visitor hash 0")
-			}
-			sn := domain.SeenFromBits(binary.LittleEndian.Uint16(chunk[i+8:]))
-			if !sn.Valid() {
-				return r.corrupt(off, "a visitor seen from quarter %d to %d of a day", sn.First, sn.Last)
-			}
-			visitors, seen = append(visitors, v), append(seen, sn)
-		}
-		if err := mem.RecordDay(context.Background(), page, day, visitors, seen); err != nil {
+		count -= uint64(len(chunk) / size)
+		if err := add(chunk, r.off-int64(len(chunk))); err != nil {
 			if errors.Is(err, domain.ErrInvalid) {
 				return r.corrupt(start, "%v", err)
 			}
 			return err
 		}
-		info.triples += int64(len(visitors))
+		info.triples += int64(len(chunk) / size)
 	}
 	if err := r.check(start, "day record"); err != nil {
 		return err
