@@ -76,7 +76,7 @@ bench: build ## Measure (about 7 min): store benchmarks, memory per pair and per
 	go test -run '^$$' -bench 'Serve' -benchtime 20000x -count 3 ./cmd/tracker/ | tee $(BENCH_OUT)/serve.txt
 	@echo "== HTTP load: tracker against a bare net/http handler, interleaved A/B rounds"
 	go run ./cmd/loadgen -tracker $(BIN) -rounds 4 -latency-duration 2s -out $(BENCH_OUT)/loadgen.json | tee $(BENCH_OUT)/loadgen.txt
-	@echo "== time ranges: a range of 30 and 365 days of a page of 100,000 visitors a month, against its all-time count"
+	@echo "== time ranges: a range of 30 and 365 days of a page of 100,000 visitors a month, exact and estimated, against its all-time count; the error of estimated ranges"
 	go test -run '^$$' -bench 'Range|RecordWithTime' -benchmem -count 3 -benchtime 0.5s ./internal/infra/memstore/ | tee $(BENCH_OUT)/ranges.txt
 	@echo "== time ranges: resident memory per (page, visitor, day) at 10 million, in a fresh process"
 	go test -run '^$$' -bench 'ResidentMemoryDays' -benchtime 1x ./internal/infra/memstore/ | tee $(BENCH_OUT)/memory-days.txt

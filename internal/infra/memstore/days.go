@@ -650,14 +650,7 @@ func (tl *timeline) estimatedUnion(ctx context.Context, periods []domain.Period,
 				return tl.union(ctx, periods, each)
 			}
 			if j, found := tl.find(sp.Day); found {
-				tl.days[j].each(func(k uint32, bits uint16) {
-					if domain.SeenFromBits(bits).In(sp) {
-						all.add(uint64(k))
-						if cur != nil {
-							cur.add(uint64(k))
-						}
-					}
-				})
+				tl.days[j].estimatedScan(sp, all, cur)
 			}
 			tl.mu.RUnlock()
 		}
@@ -703,6 +696,25 @@ func (t *dayTable) scan(sp domain.Span, all *bitmap, cur bitmap) (inAll, inCur i
 	}
 	*all = a
 	return inAll, inCur
+}
+
+// estimatedScan adds to all, and to cur if not nil, the keys of the
+// visitors of t seen in span sp, read as scan reads them.
+func (t *dayTable) estimatedScan(sp domain.Span, all, cur *sketch) {
+	bs := unsafe.Slice((*byte)(t.block), 8*int(t.lines)*lineSlots)
+	from, to := uint64(sp.From), uint64(sp.To)
+	for line := 0; line+lineSlots*8 <= len(bs); line += lineSlots * 8 {
+		l := bs[line : line+lineSlots*8 : line+lineSlots*8]
+		for off := 0; off < 6*dayPerLine; off += 6 {
+			x := binary.LittleEndian.Uint64(l[off:])
+			if e, first, last := uint32(x), x>>40&0xff, x>>32&0xff; e != 0 && last >= from && first < to {
+				all.add(uint64(e))
+				if cur != nil {
+					cur.add(uint64(e))
+				}
+			}
+		}
+	}
 }
 
 // PagesIn lists every page with visitors in p, and their distinct visitors

@@ -18,10 +18,10 @@ var benchDay0 = domain.DayOf(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 // rangePage fills a page the way steady traffic does: every day, visitors
 // drawn from an audience of audience ids, each id coming on about one day in
 // every gap (so that a visitor returns on several days), at a random quarter,
-// for days days. It returns the store and the page.
-func rangePage(b *testing.B, audience, gap, days int) (*Store, domain.PageURL) {
+// for days days, into a store of opts. It returns the store and the page.
+func rangePage(b *testing.B, opts Options, audience, gap, days int) (*Store, domain.PageURL) {
 	b.Helper()
-	s := New()
+	s := NewWith(opts)
 	page := pageN(b, 1)
 	rng := rand.New(rand.NewPCG(7, 8))
 	ctx := context.Background()
@@ -44,7 +44,33 @@ func rangePage(b *testing.B, audience, gap, days int) (*Store, domain.PageURL) {
 // visitors a day, each on four days of thirty), and the all-time count of
 // the same page for comparison. The store holds 365 days of that traffic.
 func BenchmarkRange(b *testing.B) {
-	s, page := rangePage(b, 120_000, 8, 365)
+	s, page := rangePage(b, Options{}, 120_000, 8, 365)
+	benchRanges(b, s, page)
+}
+
+// BenchmarkEstimatedRange is BenchmarkRange for the page's days estimated,
+// as under the memory limit (here from the start, counting approximately).
+func BenchmarkEstimatedRange(b *testing.B) {
+	s, page := rangePage(b, Options{Approximate: true}, 120_000, 8, 365)
+	benchRanges(b, s, page)
+}
+
+// BenchmarkEstimatedRangeError reports the relative standard error of
+// estimated ranges over 40 pages and 5 ranges each (estimatedErrors), in
+// percent, and their mean error.
+func BenchmarkEstimatedRangeError(b *testing.B) {
+	var errs []float64
+	for b.Loop() {
+		errs = estimatedErrors(b, 40)
+	}
+	got, mean := rms(errs)
+	b.ReportMetric(100*got, "%rse")
+	b.ReportMetric(100*mean, "%mean")
+	b.ReportMetric(float64(len(errs)), "ranges")
+}
+
+// benchRanges measures the ranges of BenchmarkRange on page of s.
+func benchRanges(b *testing.B, s *Store, page domain.PageURL) {
 	ctx := context.Background()
 	last := benchDay0 + 365
 	for _, tc := range []struct {
