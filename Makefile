@@ -68,7 +68,9 @@ bench: build ## Measure (about 7 min): store benchmarks, memory per pair and per
 	go test -run '^$$' -bench 'ResidentMemory/pairs=1M$$' -benchtime 1x ./internal/infra/memstore/ | tee $(BENCH_OUT)/memory.txt
 	go test -run '^$$' -bench 'ResidentMemory/pairs=10M$$' -benchtime 1x ./internal/infra/memstore/ | tee -a $(BENCH_OUT)/memory.txt
 	@echo "== bounded memory: 20M random pairs into a store limited to 64 MiB (resident memory, error of the estimates)"
-	go test -run '^$$' -bench BoundedMemory -benchtime 1x ./internal/infra/memstore/ | tee $(BENCH_OUT)/bounded.txt
+	go test -run '^$$' -bench 'BoundedMemory$$' -benchtime 1x ./internal/infra/memstore/ | tee $(BENCH_OUT)/bounded.txt
+	@echo "== bounded memory with time ranges: the same, each view at a random quarter of 30 days (a process of its own)"
+	go test -run '^$$' -bench 'BoundedMemoryWithTime' -benchtime 1x ./internal/infra/memstore/ | tee $(BENCH_OUT)/bounded-days.txt
 	@echo "== bounded memory over HTTP: 500k unique pairs on 100 pages into a tracker with -memory-limit 4MiB"
 	go run ./cmd/loadgen -tracker $(BIN) -workloads "" -memory-pairs 500000 -pages 100 -tracker-args "-memory-limit 4MiB" \
 		-out $(BENCH_OUT)/bounded-http.json | tee $(BENCH_OUT)/bounded-http.txt

@@ -10,10 +10,28 @@ import (
 // down to, so that the next one waits for an eighth of the limit of growth.
 const shrinkNum, shrinkDen = 7, 8
 
-// convertMin is the fewest visitors a page must have to be moved into a
-// sketch: its table then holds about 10 KiB, a quarter more than a sketch.
-// A smaller page is cheaper exact.
-const convertMin = 1024
+// convertBytes is the least memory a page's exact visitors must take for
+// the page to be moved into a sketch: 10 KiB, a quarter more than a
+// sketch; a smaller page is cheaper exact. That is about 1,024 visitors
+// kept in the page's sets (10 bytes each, tables 7/8 full), or 640 kept in
+// its index, as visitors with times are (16 bytes each: the index goes
+// with the conversion, the days stay). convertMin is the fewest visitors
+// that can take that.
+const (
+	convertBytes  = 10 << 10
+	setVisitorB   = 10
+	indexVisitorB = 16
+	convertMin    = convertBytes / indexVisitorB
+)
+
+// worthConverting reports whether the exact visitors of p take convertBytes
+// or more.
+func (p *page) worthConverting() bool {
+	p.days.mu.RLock()
+	indexed := int64(p.days.index.n)
+	p.days.mu.RUnlock()
+	return indexed*indexVisitorB+max(0, p.visitors.Load()-indexed)*setVisitorB >= convertBytes
+}
 
 // candidate is a page a shrink may convert or evict.
 type candidate struct {
@@ -51,6 +69,9 @@ func (s *Store) shrink() {
 	for _, c := range pages {
 		if s.used() <= target {
 			return
+		}
+		if !c.p.worthConverting() {
+			continue
 		}
 		if saved, ok := c.p.convert(s); ok {
 			s.bytes.Add(-saved)
