@@ -105,8 +105,11 @@ func TestDaysUnderTheMemoryLimit(t *testing.T) {
 			t.Fatalf("event %d: %d bytes held, over the limit of %d", i, b, limit)
 		}
 	}
-	if st := s.Stats(); st.Evicted == 0 || st.Triples == 0 {
-		t.Errorf("Stats() = %+v: want evictions, and days still kept", st)
+	// The limit was reached (pages became sketches; which of them also
+	// gave up days or went depends on the race detector's sizes), and
+	// days are still kept.
+	if st := s.Stats(); st.Conversions == 0 || st.Triples == 0 {
+		t.Errorf("Stats() = %+v: want conversions, and days still kept", st)
 	}
 }
 
