@@ -493,6 +493,7 @@ func (s *Store) query(ctx context.Context, what string, fn func(context.Context)
 		case wrongType(err):
 			return fmt.Errorf("redis answered %q %s", err, what) // a 500: a foreign key in our prefix
 		default:
+			s.lost(err)
 			return fmt.Errorf("%w: redis: %s: %v", domain.ErrUnavailable, what, err)
 		}
 	case <-ctx.Done():

@@ -1,18 +1,21 @@
 // Package redisstore keeps the counts in Redis, so that any number of
 // stateless tracker instances behind a load balancer share them.
 //
-// Each canonical page is one key for its all-time count, so a command never
-// spans hash slots and the store works unchanged on a Redis Cluster. Exact
-// counting keeps a set of 8-byte binary visitor hashes per page (SADD,
-// SCARD); approximate counting keeps a HyperLogLog per page (PFADD,
-// PFCOUNT).
+// Each canonical page is one key for its all-time count. Exact counting
+// keeps a set of 8-byte binary visitor hashes per page (SADD, SCARD),
+// <prefix>visitors:{<url>}; approximate counting keeps a HyperLogLog per
+// page (PFADD, PFCOUNT), <prefix>hll:{<url>}.
+//
+// Every key of a page holds its canonical URL in a hash tag, which a
+// canonical URL can never break since it holds no brace: on a Redis Cluster
+// all the keys of one page are in one slot, so that one node answers each
+// of its queries, one script or PFCOUNT reads all its days, and an event's
+// writes go to one node; pages spread over the slots by their URLs. Keys
+// of releases before the all-time keys had the tag are renamed when the
+// store starts (see migrate).
 //
 // A page view with a time is also kept for its UTC day, for counts over
-// periods (Range, PagesIn). The day keys of a page put its canonical URL in
-// a hash tag, which a canonical URL can never break since it holds no brace,
-// so that every day key of one page is in one slot and one script or
-// PFCOUNT reads them all, on a Cluster too; the all-time keys keep their
-// older names. With <date> the UTC day as YYYY-MM-DD:
+// periods (Range, PagesIn). With <date> the UTC day as YYYY-MM-DD:
 //
 //   - exact: <prefix>days:{<url>}:<date>:first and …:last, two sorted sets
 //     of the day's 8-byte visitor hashes, scored with the quarter of the day
@@ -39,6 +42,14 @@
 // few workers each take every command waiting and send them as one pipeline,
 // so that under load one round trip carries many events, the writes of a
 // view's day with its all-time write.
+//
+// Redis acknowledges a write before its replicas have it: a master that
+// fails before they do loses it. With Options.WaitReplicas, a pipeline of
+// writes ends with WAIT, and its events are acknowledged only once that
+// many replicas have them; otherwise they fail as unavailable (and being
+// idempotent, are safely sent again). On a Cluster, WAIT speaks for the
+// writes of its own connection only, so each master's part of a pipeline
+// goes to it on its own connection, with its own WAIT.
 package redisstore
 
 import (
@@ -90,6 +101,9 @@ type Options struct {
 	// Retention is how long the days of page views are kept for ranges
 	// (zero: domain.DefaultRetention). All-time counts are kept for good.
 	Retention domain.Retention
+	// WaitReplicas is how many replicas must have an event's writes before
+	// it is acknowledged (0: as soon as the master has them).
+	WaitReplicas int
 }
 
 // Store counts visitors in Redis. It is safe for concurrent use.
@@ -103,6 +117,8 @@ type Store struct {
 
 	closeMu sync.RWMutex // read-held while queueing, so that Close sees no op after it
 	closed  bool
+
+	migrated bool // an older release's keys are moved; only checkHealth's goroutine uses it
 
 	// rangeScript counts ranges in exact counting; go-redis loads it on a
 	// server when a call finds it missing there.
@@ -209,12 +225,17 @@ func newClient(rawURL string) (redis.UniversalClient, error) {
 
 // Key returns the key of a page's visitors.
 func (s *Store) Key(page domain.PageURL) string {
-	return s.keyPrefix() + page.String()
+	return s.key(page.String())
 }
 
-// keyPrefix is the part of every page key before the URL. The two counting
-// modes keep different types under different names, so that switching
-// -counting starts new keys instead of meeting the other type's.
+// key is the key of the visitors of the page of canonical URL url.
+func (s *Store) key(url string) string {
+	return s.keyPrefix() + "{" + url + "}"
+}
+
+// keyPrefix is the part of every page key before the URL's hash tag. The
+// two counting modes keep different types under different names, so that
+// switching -counting starts new keys instead of meeting the other type's.
 func (s *Store) keyPrefix() string {
 	if s.opts.Counting == Approximate {
 		return s.opts.Prefix + "hll:"
@@ -268,8 +289,8 @@ func (s *Store) Pages(ctx context.Context) ([]domain.PageCount, error) {
 		seen = map[string]bool{}
 	)
 	scan := func(ctx context.Context, c redis.UniversalClient) error {
-		keyPrefix := s.keyPrefix()
-		iter := c.Scan(ctx, 0, escapeGlob(keyPrefix)+"*", 1000).Iterator()
+		keyPrefix := s.keyPrefix() + "{"
+		iter := c.Scan(ctx, 0, escapeGlob(keyPrefix)+"*}", 1000).Iterator()
 		var keys []string
 		flush := func() error {
 			pipe := c.Pipeline()
@@ -288,7 +309,8 @@ func (s *Store) Pages(ctx context.Context) ([]domain.PageCount, error) {
 			for i, k := range keys {
 				if !seen[k] { // SCAN may give a key twice
 					seen[k] = true
-					out = append(out, domain.PageCount{URL: strings.TrimPrefix(k, keyPrefix), Count: s.count(cmds[i].Val())})
+					url := strings.TrimSuffix(strings.TrimPrefix(k, keyPrefix), "}")
+					out = append(out, domain.PageCount{URL: url, Count: s.count(cmds[i].Val())})
 				}
 			}
 			mu.Unlock()
@@ -385,12 +407,41 @@ func (s *Store) worker() {
 	}
 }
 
-// exec runs one pipeline and answers every op of it.
+// exec runs one pipeline and answers every op of it: a pipeline of each
+// master's ops on a Cluster whose writes wait for replicas.
 func (s *Store) exec(batch []*op, cmds []redis.Cmder) []redis.Cmder {
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
 	defer cancel()
-	pipe := s.client.Pipeline()
+	cc, ok := s.client.(*redis.ClusterClient)
+	if !ok || s.opts.WaitReplicas == 0 {
+		cmds, _ = s.run(ctx, s.client, batch, cmds)
+		return cmds
+	}
+	byNode := map[*redis.Client][]*op{}
 	for _, o := range batch {
+		node, err := cc.MasterForKey(ctx, o.key) // every key of an op has its page's slot
+		if err != nil {
+			o.n, o.err = 0, fmt.Errorf("%w: redis: %v", domain.ErrUnavailable, err)
+			o.done <- struct{}{}
+			continue
+		}
+		byNode[node] = append(byNode[node], o)
+	}
+	var wg sync.WaitGroup
+	for node, ops := range byNode {
+		wg.Go(func() { s.run(ctx, node, ops, nil) })
+	}
+	wg.Wait()
+	return cmds
+}
+
+// run sends batch to c as one pipeline, with its WAIT if it writes, and
+// answers every op of it. It returns the pipeline's first error.
+func (s *Store) run(ctx context.Context, c redis.UniversalClient, batch []*op, cmds []redis.Cmder) ([]redis.Cmder, error) {
+	pipe := c.Pipeline()
+	writes := false
+	for _, o := range batch {
+		writes = writes || o.member != ""
 		o.at = len(cmds)
 		switch {
 		case o.member != "" && s.opts.Counting == Approximate:
@@ -406,11 +457,22 @@ func (s *Store) exec(batch []*op, cmds []redis.Cmder) []redis.Cmder {
 			cmds = s.appendDay(ctx, pipe, cmds, o.member, o.day)
 		}
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !wrongType(err) {
-		// Redis cannot serve (down, timed out, loading, read-only, out of
-		// memory…): fail fast until a ping succeeds. A key of another type
-		// says nothing of Redis.
-		s.setHealth(err)
+	var wait *redis.IntCmd
+	if writes && s.opts.WaitReplicas > 0 {
+		// Half the pipeline's time, so that the answer comes before it ends.
+		wait = redis.NewIntCmd(ctx, "wait", s.opts.WaitReplicas, (s.opts.Timeout / 2).Milliseconds())
+		_ = pipe.Process(ctx, wait)
+	}
+	_, err := pipe.Exec(ctx)
+	if err != nil && !wrongType(err) {
+		s.lost(err)
+	}
+	var unreplicated error
+	if wait != nil && wait.Err() == nil && wait.Val() < int64(s.opts.WaitReplicas) {
+		unreplicated = fmt.Errorf("%w: redis: the write reached %d of the %d replicas asked for in %v",
+			domain.ErrUnavailable, wait.Val(), s.opts.WaitReplicas, s.opts.Timeout/2)
+	} else if wait != nil && wait.Err() != nil {
+		unreplicated = cmdError(wait)
 	}
 	for i, o := range batch {
 		end := len(cmds)
@@ -424,13 +486,16 @@ func (s *Store) exec(batch []*op, cmds []redis.Cmder) []redis.Cmder {
 				break
 			}
 		}
-		if o.err == nil && o.member == "" {
+		switch {
+		case o.err == nil && o.member == "":
 			o.n = cmds[o.at].(*redis.IntCmd).Val()
+		case o.err == nil && unreplicated != nil:
+			o.err = unreplicated
 		}
 		o.done <- struct{}{}
 	}
 	clear(cmds)
-	return cmds
+	return cmds, err
 }
 
 // cmdError is the error of a command of a pipeline that failed.
@@ -463,6 +528,19 @@ func (s *Store) Healthy() error {
 	return nil
 }
 
+// lost notes that Redis failed a command (down, timed out, loading,
+// read-only, out of memory, a slot moved…): the store fails fast until a
+// ping succeeds, and a Cluster client learns the slots anew, as it would
+// only every ten seconds otherwise (while a master is gone, or after its
+// replica took over). A key of another type says nothing of Redis: the
+// callers leave it out.
+func (s *Store) lost(err error) {
+	s.setHealth(err)
+	if cc, ok := s.client.(*redis.ClusterClient); ok {
+		cc.ReloadState(context.Background())
+	}
+}
+
 func (s *Store) setHealth(err error) {
 	if err == nil {
 		if s.health.Swap(nil) != nil {
@@ -476,11 +554,32 @@ func (s *Store) setHealth(err error) {
 	}
 }
 
-// checkHealth pings the server once.
+// checkHealth pings the server once. The first time it answers, the keys of
+// an older release are moved, and until they are the store answers
+// ErrUnavailable rather than counts without them.
 func (s *Store) checkHealth() {
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
 	defer cancel()
-	s.setHealth(s.client.Ping(ctx).Err())
+	err := s.client.Ping(ctx).Err()
+	if err != nil || s.migrated {
+		s.setHealth(err)
+		return
+	}
+	busy := fmt.Errorf("redis: moving the keys of an older release")
+	was := s.health.Swap(&busy)
+	mctx, cancel := context.WithTimeout(context.Background(), migrateTimeout)
+	defer cancel()
+	n, err := s.migrate(mctx)
+	if err != nil {
+		s.setHealth(fmt.Errorf("moving the keys of an older release: %w", err))
+		return
+	}
+	if n > 0 {
+		s.opts.Logger.Info("moved the keys of an older release into their hash-tagged names", "keys", n)
+	}
+	s.migrated = true
+	s.health.Store(was) // so that setHealth logs a return only after an outage
+	s.setHealth(nil)
 }
 
 func (s *Store) healthLoop() {

@@ -26,7 +26,15 @@ func open(t *testing.T, srv *redistest.Server, counting redisstore.Counting) *re
 // own unless opts has one.
 func openWith(t *testing.T, srv *redistest.Server, opts redisstore.Options) *redisstore.Store {
 	t.Helper()
-	opts.URL, opts.HealthEvery = srv.URL(), 50*time.Millisecond
+	opts.URL = srv.URL()
+	return openURL(t, opts)
+}
+
+// openURL opens a store as opts say, under a prefix of the test's own
+// unless opts has one.
+func openURL(t *testing.T, opts redisstore.Options) *redisstore.Store {
+	t.Helper()
+	opts.HealthEvery = 50 * time.Millisecond
 	if opts.Prefix == "" {
 		opts.Prefix = strings.ReplaceAll(t.Name(), "/", ":") + ":"
 	}
@@ -60,7 +68,7 @@ func TestKeysAndMembers(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := s.Key(v.Page)
-	if !strings.HasSuffix(key, "visitors:https://example.com/a") {
+	if !strings.HasSuffix(key, "visitors:{https://example.com/a}") {
 		t.Errorf("key %q does not end in the canonical page", key)
 	}
 	if typ, err := srv.Do("TYPE", key); err != nil || typ != "+set" {

@@ -41,16 +41,8 @@ func (s *Server) URL() string { return "redis://" + s.Addr }
 // arguments, which win over these (e.g. "--appendonly", "no").
 func Start(tb testing.TB, extra ...string) *Server {
 	tb.Helper()
-	path, err := exec.LookPath("redis-server")
-	if err != nil {
-		msg := "redis-server is not on PATH: the Redis tests need it (apt-get install redis-server)"
-		if os.Getenv("CI") != "" {
-			tb.Fatalf("%s; in CI this is a failure", msg)
-		}
-		fmt.Fprintf(os.Stderr, "\n*** SKIPPING %s: %s ***\n\n", tb.Name(), msg)
-		tb.Skip(msg)
-	}
-	s := &Server{dir: tb.TempDir(), path: path, tb: tb, extra: extra}
+	s := &Server{dir: tb.TempDir(), path: lookPath(tb, "redis-server"), tb: tb, extra: extra}
+	var err error
 	// A port free a moment ago may be taken by another test's server before
 	// this one binds it: then this one exits, and another port is tried.
 	for range 5 {
@@ -64,6 +56,22 @@ func Start(tb testing.TB, extra ...string) *Server {
 	}
 	tb.Fatalf("starting redis-server: %v", err)
 	return nil
+}
+
+// lookPath finds a program of the redis-server package, or skips the test
+// loudly; in CI, fails it.
+func lookPath(tb testing.TB, name string) string {
+	tb.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		msg := name + " is not on PATH: the Redis tests need it (apt-get install redis-server)"
+		if os.Getenv("CI") != "" {
+			tb.Fatalf("%s; in CI this is a failure", msg)
+		}
+		fmt.Fprintf(os.Stderr, "\n*** SKIPPING %s: %s ***\n\n", tb.Name(), msg)
+		tb.Skip(msg)
+	}
+	return path
 }
 
 func freeAddr() (string, error) {
@@ -136,14 +144,50 @@ func (s *Server) Restart() {
 }
 
 // Do sends one command on a new connection and returns its reply line (a
-// bulk string's content), for
-// checks that should not depend on the client under test.
+// bulk string's content), for checks that should not depend on the client
+// under test.
 func (s *Server) Do(args ...string) (string, error) {
-	c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+	r, done, err := s.send(args)
 	if err != nil {
 		return "", err
 	}
-	defer c.Close()
+	defer done()
+	return readLine(r)
+}
+
+// Strings sends one command whose reply is an array of strings (KEYS,
+// SENTINEL GET-MASTER-ADDR-BY-NAME…) and returns them.
+func (s *Server) Strings(args ...string) ([]string, error) {
+	r, done, err := s.send(args)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return nil, err
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "*")))
+	if !strings.HasPrefix(line, "*") || err != nil {
+		return nil, fmt.Errorf("%v: reply %q is not an array", args, strings.TrimSpace(line))
+	}
+	out := make([]string, 0, max(n, 0))
+	for range n {
+		v, err := readLine(r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// send sends one command on a new connection, which done closes.
+func (s *Server) send(args []string) (*bufio.Reader, func(), error) {
+	c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+	if err != nil {
+		return nil, nil, err
+	}
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 	var b strings.Builder
 	fmt.Fprintf(&b, "*%d\r\n", len(args))
@@ -151,14 +195,19 @@ func (s *Server) Do(args ...string) (string, error) {
 		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
 	}
 	if _, err := c.Write([]byte(b.String())); err != nil {
-		return "", err
+		c.Close()
+		return nil, nil, err
 	}
-	r := bufio.NewReader(c)
+	return bufio.NewReader(c), func() { c.Close() }, nil
+}
+
+// readLine reads one reply that is not an array: a bulk string's content,
+// or the line of any other (+OK, :1, -ERR …).
+func readLine(r *bufio.Reader) (string, error) {
 	line, err := r.ReadString('\n')
 	if err != nil || !strings.HasPrefix(line, "$") {
 		return strings.TrimRight(line, "\r\n"), err
 	}
-	// A bulk string: its length, then the bytes.
 	n, err := strconv.Atoi(strings.TrimSpace(line[1:]))
 	if err != nil || n < 0 {
 		return strings.TrimRight(line, "\r\n"), err
@@ -198,4 +247,20 @@ func ping(addr string) error {
 		return fmt.Errorf("PING answered %q", line)
 	}
 	return nil
+}
+
+// Pause stops the server's process (SIGSTOP) without killing it: it holds
+// its connections and answers nothing, as a machine that hangs, until
+// Resume.
+func (s *Server) Pause() {
+	if s.cmd != nil {
+		_ = s.cmd.Process.Signal(syscall.SIGSTOP)
+	}
+}
+
+// Resume lets a paused server go on (SIGCONT).
+func (s *Server) Resume() {
+	if s.cmd != nil {
+		_ = s.cmd.Process.Signal(syscall.SIGCONT)
+	}
 }
