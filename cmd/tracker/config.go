@@ -51,6 +51,7 @@ type config struct {
 	store       string // memory or redis
 	redisURL    string
 	redisPrefix string
+	redisWait   int    // replicas each write waits for
 	counting    string // exact or approximate
 
 	// memoryLimit bounds the memory store (0: none); memoryLimitFrom says
@@ -107,6 +108,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*
 	fs.StringVar(&c.store, "store", "memory", "where counts live: memory (this process; see -data-dir) or redis (shared by every instance on one Redis)")
 	fs.StringVar(&c.redisURL, "redis-url", "redis://127.0.0.1:6379/0", "with -store=redis: redis:// or rediss:// (TLS) URL; addr= parameters for a Cluster, master_name= for Sentinel")
 	fs.StringVar(&c.redisPrefix, "redis-prefix", "tracker:", "with -store=redis: prefix of every key")
+	fs.IntVar(&c.redisWait, "redis-wait-replicas", 0, "with -store=redis: replicas that must have an event before its 202 (WAIT); 0 = the master's word, which a failover can lose")
 	fs.StringVar(&c.counting, "counting", "exact", "exact (exact until -memory-limit, then the largest pages are estimated), or approximate (every page estimated: 0.73% standard error in memory, 0.81% in Redis)")
 	fs.Func("memory-limit", "memory store: bytes it may hold (e.g. 512MiB); past it the largest pages become estimates (8 KiB, 0.73%), then the longest idle pages go; default: GOMEMLIMIT when set, else none", func(v string) (err error) {
 		c.memoryLimit, err = parseBytes(v)
@@ -196,6 +198,12 @@ func (c *config) validate() error {
 		errs = append(errs, fmt.Errorf("-store must be memory or redis, not %q", c.store))
 	case c.store == "redis" && c.dataDir != "":
 		errs = append(errs, errors.New("-data-dir is for the memory store; Redis keeps its own data"))
+	}
+	switch {
+	case c.redisWait < 0:
+		errs = append(errs, errors.New("-redis-wait-replicas must not be negative"))
+	case c.redisWait > 0 && c.store != "redis":
+		errs = append(errs, errors.New("-redis-wait-replicas is for -store=redis"))
 	}
 	switch {
 	case c.counting != "exact" && c.counting != "approximate":

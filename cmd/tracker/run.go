@@ -249,12 +249,12 @@ func openRedis(cfg *config, logger *slog.Logger) (*redisstore.Store, error) {
 		counting = redisstore.Approximate
 	}
 	rs, err := redisstore.Open(redisstore.Options{URL: cfg.redisURL, Prefix: cfg.redisPrefix, Counting: counting,
-		Retention: cfg.retention, Logger: logger})
+		Retention: cfg.retention, WaitReplicas: cfg.redisWait, Logger: logger})
 	if err != nil {
 		return nil, err
 	}
 	logger.Info("store", "kind", "redis", "url", redactURL(cfg.redisURL), "prefix", cfg.redisPrefix, "counting", cfg.counting,
-		"healthy", rs.Healthy() == nil)
+		"wait_replicas", cfg.redisWait, "healthy", rs.Healthy() == nil)
 	return rs, nil
 }
 
