@@ -60,7 +60,7 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 30s).
 debug: ## Start the service under Delve, headless on 127.0.0.1:2345 (attach from VS Code: "Attach to make debug").
 	$(DLV) debug --headless --listen=127.0.0.1:2345 --api-version=2 --accept-multiclient ./cmd/tracker -- -log-level=debug
 
-bench: build ## Measure (about 7 min): store benchmarks, memory per pair and per day, ranges, allocations per request, HTTP load against a bare handler and the tracker before time ranges.
+bench: build ## Measure (about 10 min): store benchmarks, memory per pair and per day, ranges, allocations per request, HTTP load against a bare handler and the tracker before time ranges.
 	@mkdir -p $(BENCH_OUT)
 	@echo "== store (benchstat format: $(BENCH_OUT)/store.txt)"
 	go test -run '^$$' -bench 'Record|Visitors|Hash|Canonical' -benchmem -count 5 -benchtime 0.5s ./internal/infra/memstore/ ./internal/domain/ | tee $(BENCH_OUT)/store.txt
@@ -102,6 +102,11 @@ bench: build ## Measure (about 7 min): store benchmarks, memory per pair and per
 		go run ./cmd/loadgen -tracker $(BIN) -redis -baseline tracker -tracker-args "-store redis -redis-url {redis-url}" \
 			$(DURABLE_LOAD) -out $(BENCH_OUT)/redis.json | tee $(BENCH_OUT)/redis.txt && \
 		go test -run '^$$' -bench RedisMemory -benchtime 1x ./internal/infra/redisstore/ | tee $(BENCH_OUT)/redis-memory.txt; \
+	else echo "*** SKIPPED: redis-server is not installed (apt-get install redis-server) ***"; fi
+	@echo "== Redis Cluster (3 masters, 3 replicas): two trackers on it against two on one redis-server, interleaved rounds; spread of 10,000 pages; 5 failovers with -redis-wait-replicas 1 (about 2 min)"
+	@if command -v redis-server >/dev/null; then \
+		go test -run '^$$' -bench RedisClusterIngest -benchtime 1x -v ./cmd/tracker/ | tee $(BENCH_OUT)/redis-cluster.txt && \
+		go test -run '^$$' -bench 'ClusterSpread|ClusterFailovers' -benchtime 1x -v ./internal/infra/redisstore/ | tee -a $(BENCH_OUT)/redis-cluster.txt; \
 	else echo "*** SKIPPED: redis-server is not installed (apt-get install redis-server) ***"; fi
 
 clean: ## Remove build, coverage and benchmark output.

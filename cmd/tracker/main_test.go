@@ -38,7 +38,7 @@ type instance struct {
 
 // start runs the tracker with args (after -addr 127.0.0.1:0 and JSON logs)
 // and env, waits until /readyz answers 200, and stops it when the test ends.
-func start(t *testing.T, env map[string]string, args ...string) *instance {
+func start(t testing.TB, env map[string]string, args ...string) *instance {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := newLogWatcher()
