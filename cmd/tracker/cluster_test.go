@@ -1,9 +1,13 @@
 package main
 
 import (
+	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -92,5 +96,91 @@ func TestReadmeCluster(t *testing.T) {
 	}
 	if curls < 4 || len(hosts) != 2 || cluster == nil {
 		t.Fatalf("the README's Cluster walkthrough has %d curl lines, %d trackers and a cluster: %v; want at least 4, 2, true", curls, len(hosts), cluster != nil)
+	}
+}
+
+// TestClusterFailoverOverHTTP kills a master of a Redis Cluster under load
+// through a tracker that waits for a replica on every write: while the
+// master's slots move (and until it is back as a replica), ingest answers
+// 503 problem+json with Retry-After, never a 202 for an event then lost,
+// and it answers 202 again afterwards. Each event is of a page of its own,
+// so that a page's count says whether its one event is kept.
+func TestClusterFailoverOverHTTP(t *testing.T) {
+	t.Parallel()
+	cluster := redistest.StartCluster(t)
+	in := start(t, nil, "-store", "redis", "-redis-url", cluster.URL(), "-redis-prefix", t.Name()+":",
+		"-redis-wait-replicas", "1", "-request-timeout", "2s")
+	var (
+		mu          sync.Mutex
+		acked       []string
+		refused     atomic.Int64
+		afterWhole atomic.Int64 // acknowledgments once the cluster is whole again
+		whole       atomic.Bool
+		quit        = make(chan struct{})
+		wg          sync.WaitGroup
+	)
+	for w := range 8 {
+		wg.Go(func() {
+			client := &http.Client{Timeout: 10 * time.Second}
+			for i := 0; ; i++ {
+				select {
+				case <-quit:
+					return
+				default:
+				}
+				page := fmt.Sprintf("https://example.com/%d/%d", w, i)
+				resp, err := client.Post(in.base+"/api/v1/events", "application/json",
+					strings.NewReader(fmt.Sprintf(`{"visitor_id":"alice","url":%q}`, page)))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				switch {
+				case resp.StatusCode == http.StatusAccepted:
+					mu.Lock()
+					acked = append(acked, page)
+					mu.Unlock()
+					if whole.Load() {
+						afterWhole.Add(1)
+					}
+				case resp.StatusCode == http.StatusServiceUnavailable:
+					refused.Add(1)
+					if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" || resp.Header.Get("Retry-After") == "" {
+						t.Errorf("503 with Content-Type %q and Retry-After %q, want problem+json and a delay: %s", ct, resp.Header.Get("Retry-After"), body)
+						return
+					}
+					time.Sleep(5 * time.Millisecond)
+				default:
+					t.Errorf("POST: %d %s, want 202 or 503", resp.StatusCode, body)
+					return
+				}
+			}
+		})
+	}
+	time.Sleep(300 * time.Millisecond)
+	cluster.Failover(cluster.Masters()[1])
+	whole.Store(true)
+	for deadline := time.Now().Add(10 * time.Second); afterWhole.Load() < 200; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("%d events acknowledged in the 10s after the failover, want 200", afterWhole.Load())
+			break
+		}
+	}
+	close(quit)
+	wg.Wait()
+	if refused.Load() == 0 {
+		t.Error("no 503 while a master was down: the failover did not happen under load")
+	}
+	lost := 0
+	for _, page := range acked {
+		if _, n := in.visitors(t, page); n != 1 {
+			lost++
+		}
+	}
+	t.Logf("%d events acknowledged, %d answered 503, %d acknowledged and lost", len(acked), refused.Load(), lost)
+	if lost > 0 {
+		t.Errorf("%d of %d acknowledged events are lost after the failover", lost, len(acked))
 	}
 }
