@@ -111,13 +111,13 @@ func TestClusterFailoverOverHTTP(t *testing.T) {
 	in := start(t, nil, "-store", "redis", "-redis-url", cluster.URL(), "-redis-prefix", t.Name()+":",
 		"-redis-wait-replicas", "1", "-request-timeout", "2s")
 	var (
-		mu          sync.Mutex
-		acked       []string
-		refused     atomic.Int64
+		mu         sync.Mutex
+		acked      []string
+		refused    atomic.Int64
 		afterWhole atomic.Int64 // acknowledgments once the cluster is whole again
-		whole       atomic.Bool
-		quit        = make(chan struct{})
-		wg          sync.WaitGroup
+		whole      atomic.Bool
+		quit       = make(chan struct{})
+		wg         sync.WaitGroup
 	)
 	for w := range 8 {
 		wg.Go(func() {

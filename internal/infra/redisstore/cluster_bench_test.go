@@ -65,4 +65,3 @@ func BenchmarkClusterFailovers(b *testing.B) {
 		b.ReportMetric(took.Seconds()/5, "s/failover")
 	}
 }
-
