@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -178,6 +179,19 @@ func TestClusterFailoverOverHTTP(t *testing.T) {
 		if _, n := in.visitors(t, page); n != 1 {
 			lost++
 		}
+	}
+	// Each node's connection pool the client knows is in /metrics, the
+	// masters' open (a node restarted may not be known again yet).
+	_, _, metrics := in.do(t, "GET", "/metrics", "", "")
+	open := 0
+	conns := regexp.MustCompile(`(?m)^tracker_redis_pool_connections\{node="([^"]+)"\} (\S+)$`).FindAllStringSubmatch(metrics, -1)
+	for _, m := range conns {
+		if m[2] != "0" {
+			open++
+		}
+	}
+	if open < 3 {
+		t.Errorf("/metrics has %d nodes with connections open, want the 3 masters at least:\n%v", open, conns)
 	}
 	t.Logf("%d events acknowledged, %d answered 503, %d acknowledged and lost", len(acked), refused.Load(), lost)
 	if lost > 0 {

@@ -176,6 +176,13 @@ func openStore(cfg *config, logger *slog.Logger) (*openedStore, error) {
 		}
 		o := &openedStore{store: rs, health: rs.Healthy, close: rs.Close,
 			metrics: metrics.New(nil)} // the sizes are Redis's own (INFO, MEMORY USAGE)
+		o.metrics.Redis(func() []metrics.RedisNode {
+			var out []metrics.RedisNode
+			for _, n := range rs.Nodes() {
+				out = append(out, metrics.RedisNode(n))
+			}
+			return out
+		})
 		return o, nil
 	}
 	mem := memstore.NewWith(memstore.Options{MemoryLimit: cfg.memoryLimit, Approximate: cfg.counting == "approximate"})

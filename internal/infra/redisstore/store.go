@@ -614,3 +614,39 @@ func (s *Store) Close() error {
 		}
 	}
 }
+
+// NodeStats is the connection pool of one node, as go-redis counts it.
+type NodeStats struct {
+	Addr                                                 string
+	Hits, Misses, Timeouts, TotalConns, IdleConns, Stale int64
+}
+
+// Nodes returns the connection pool of each node the client knows: every
+// master and replica of a Cluster, else the one server (the master of the
+// moment, with Sentinel). It does not wait for Redis.
+func (s *Store) Nodes() []NodeStats {
+	stats := func(addr string, p *redis.PoolStats) NodeStats {
+		return NodeStats{Addr: addr, Hits: int64(p.Hits), Misses: int64(p.Misses), Timeouts: int64(p.Timeouts),
+			TotalConns: int64(p.TotalConns), IdleConns: int64(p.IdleConns), Stale: int64(p.StaleConns)}
+	}
+	cc, ok := s.client.(*redis.ClusterClient)
+	if !ok {
+		c := s.client.(*redis.Client)
+		return []NodeStats{stats(c.Options().Addr, c.PoolStats())}
+	}
+	var (
+		mu  sync.Mutex
+		out []NodeStats
+	)
+	// The client's known nodes; a context already done keeps it from
+	// asking Redis for the slots.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = cc.ForEachShard(ctx, func(_ context.Context, c *redis.Client) error {
+		mu.Lock()
+		out = append(out, stats(c.Options().Addr, c.PoolStats()))
+		mu.Unlock()
+		return nil
+	})
+	return out
+}
