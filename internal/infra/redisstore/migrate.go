@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -40,9 +41,14 @@ func (s *Store) migrate(ctx context.Context) (int, error) {
 	var err error
 	if cc, ok := s.client.(*redis.ClusterClient); ok {
 		// One master at a time: moved is not shared between goroutines.
-		var masters []*redis.Client
+		var (
+			mu      sync.Mutex
+			masters []*redis.Client
+		)
 		if err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			mu.Lock()
 			masters = append(masters, c)
+			mu.Unlock()
 			return nil
 		}); err != nil {
 			return 0, err
