@@ -67,27 +67,13 @@ func TestReadmeCluster(t *testing.T) {
 			if cluster == nil {
 				t.Fatalf("README: a tracker before the cluster is created: %s", l)
 			}
-			var args []string
-			readmeAddr := ""
-			for j := 1; j < len(words); j++ {
-				switch words[j] {
-				case "-addr":
-					j++
-					readmeAddr = "localhost" + words[j]
-				case "-redis-url":
-					j++
-					url := words[j]
-					for from, to := range nodes {
-						url = strings.ReplaceAll(url, from, to)
-					}
-					args = append(args, "-redis-url", url)
-				default:
-					args = append(args, words[j])
+			readmeAddr, host := startReadmeTracker(t, words, func(url string) string {
+				for from, to := range nodes {
+					url = strings.ReplaceAll(url, from, to)
 				}
-			}
-			args = append(args, "-redis-prefix", t.Name()+":")
-			c := startMain(t, args...)
-			hosts[readmeAddr] = strings.TrimPrefix(c.base, "http://")
+				return url
+			})
+			hosts[readmeAddr] = host
 		case strings.HasPrefix(l, "$ curl "):
 			readmeExamples(lines[i:min(i+2, len(lines))])[0].check(t, client, hosts)
 			curls++

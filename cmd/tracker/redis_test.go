@@ -179,23 +179,10 @@ func TestReadmeRedis(t *testing.T) {
 			}
 			srv = redistest.Start(t, extra...)
 		case strings.HasPrefix(l, "$ bin/tracker ") && strings.HasSuffix(l, " &"):
-			var args []string
-			readmeAddr := ""
-			for j := 1; j < len(words); j++ {
-				switch words[j] {
-				case "-addr":
-					j++
-					readmeAddr = "localhost" + words[j]
-				case "-redis-url":
-					j++
-					args = append(args, "-redis-url", strings.Replace(words[j], "127.0.0.1:6379", srv.Addr, 1))
-				default:
-					args = append(args, words[j])
-				}
-			}
-			args = append(args, "-redis-prefix", t.Name()+":")
-			c := startMain(t, args...)
-			hosts[readmeAddr] = strings.TrimPrefix(c.base, "http://")
+			readmeAddr, host := startReadmeTracker(t, words, func(url string) string {
+				return strings.Replace(url, "127.0.0.1:6379", srv.Addr, 1)
+			})
+			hosts[readmeAddr] = host
 		case strings.HasPrefix(l, "$ curl "):
 			readmeExamples(lines[i:min(i+2, len(lines))])[0].check(t, client, hosts)
 			curls++
@@ -206,4 +193,27 @@ func TestReadmeRedis(t *testing.T) {
 	if curls < 4 || len(hosts) != 2 {
 		t.Fatalf("the README's walkthrough has %d curl lines and %d trackers; want at least 4 and 2", curls, len(hosts))
 	}
+}
+
+// startReadmeTracker starts a README's "bin/tracker … &" line, split into
+// words, as a child process: on a free port instead of its -addr, its
+// -redis-url rewritten by redisURL, with keys of the test's own. It
+// returns the README's address (localhost:port) and the child's.
+func startReadmeTracker(t *testing.T, words []string, redisURL func(string) string) (readmeAddr, host string) {
+	t.Helper()
+	var args []string
+	for j := 1; j < len(words); j++ {
+		switch words[j] {
+		case "-addr":
+			j++
+			readmeAddr = "localhost" + words[j]
+		case "-redis-url":
+			j++
+			args = append(args, "-redis-url", redisURL(words[j]))
+		default:
+			args = append(args, words[j])
+		}
+	}
+	args = append(args, "-redis-prefix", t.Name()+":")
+	return readmeAddr, strings.TrimPrefix(startMain(t, args...).base, "http://")
 }
