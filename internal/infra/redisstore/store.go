@@ -414,8 +414,7 @@ func (s *Store) exec(batch []*op, cmds []redis.Cmder) []redis.Cmder {
 	defer cancel()
 	cc, ok := s.client.(*redis.ClusterClient)
 	if !ok || s.opts.WaitReplicas == 0 {
-		cmds, _ = s.run(ctx, s.client, batch, cmds)
-		return cmds
+		return s.run(ctx, s.client, batch, cmds)
 	}
 	byNode := map[*redis.Client][]*op{}
 	for _, o := range batch {
@@ -436,8 +435,8 @@ func (s *Store) exec(batch []*op, cmds []redis.Cmder) []redis.Cmder {
 }
 
 // run sends batch to c as one pipeline, with its WAIT if it writes, and
-// answers every op of it. It returns the pipeline's first error.
-func (s *Store) run(ctx context.Context, c redis.UniversalClient, batch []*op, cmds []redis.Cmder) ([]redis.Cmder, error) {
+// answers every op of it.
+func (s *Store) run(ctx context.Context, c redis.UniversalClient, batch []*op, cmds []redis.Cmder) []redis.Cmder {
 	pipe := c.Pipeline()
 	writes := false
 	for _, o := range batch {
@@ -463,8 +462,7 @@ func (s *Store) run(ctx context.Context, c redis.UniversalClient, batch []*op, c
 		wait = redis.NewIntCmd(ctx, "wait", s.opts.WaitReplicas, (s.opts.Timeout / 2).Milliseconds())
 		_ = pipe.Process(ctx, wait)
 	}
-	_, err := pipe.Exec(ctx)
-	if err != nil && !wrongType(err) {
+	if _, err := pipe.Exec(ctx); err != nil && !wrongType(err) {
 		s.lost(err)
 	}
 	var unreplicated error
@@ -495,7 +493,7 @@ func (s *Store) run(ctx context.Context, c redis.UniversalClient, batch []*op, c
 		o.done <- struct{}{}
 	}
 	clear(cmds)
-	return cmds, err
+	return cmds
 }
 
 // cmdError is the error of a command of a pipeline that failed.
