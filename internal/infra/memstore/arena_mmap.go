@@ -69,6 +69,10 @@ type arena struct {
 	livePages int
 	slack     atomic.Int64
 	pending   int // bytes of pages emptied and not yet handed back; guarded by mu
+	// mapPeaks sums the chunks' peaks (see chunk.peak), binCap the
+	// capacities of the bins: what the free lists hold of the Go heap.
+	// Guarded by mu.
+	mapPeaks, binCap int
 	// noPopulate is set once the kernel refuses MADV_POPULATE_WRITE (before
 	// Linux 5.14).
 	noPopulate atomic.Bool
@@ -91,6 +95,10 @@ type chunk struct {
 	// The rest is nil for a mapping that holds a single block.
 	free    map[int]int // free blocks: size by offset
 	ends    map[int]int // free blocks: offset by end
+	// peak is the most free blocks since the maps were made: a Go map
+	// keeps the size it grew to, so they are made anew once a quarter of
+	// that is left.
+	peak    int
 	live    []uint32    // bytes of live blocks on each OS page
 	pending []bool      // emptied pages not yet handed back
 }
@@ -145,6 +153,7 @@ func (a *arena) alloc(slots int) []uint64 {
 	size := slots * 8
 	a.mu.Lock()
 	p, reused, ahead := a.take(size)
+	a.publishSlack()
 	a.mu.Unlock()
 	if ahead != nil && populate(ahead) != nil {
 		// Out of the lock: populating changes no byte, so blocks cut from
@@ -263,6 +272,7 @@ func (a *arena) top(b int) (e extent, free int, ok bool) {
 // a.mu is held.
 func (a *arena) setBin(b int, bin []extent) {
 	a.entries += len(bin) - len(a.bins[b])
+	a.binCap += cap(bin) - cap(a.bins[b])
 	a.bins[b] = bin
 	if len(bin) == 0 {
 		a.filled &^= 1 << b
@@ -302,6 +312,7 @@ func (a *arena) free(t []uint64) {
 			end += n
 		}
 		a.addFree(c, off, end-off)
+		a.publishSlack()
 		if a.pending > max(retainMin, a.live/retainDiv) {
 			a.release()
 		}
@@ -313,8 +324,12 @@ func (a *arena) addFree(c *chunk, off, size int) {
 	c.free[off] = size
 	c.ends[off+size] = off
 	a.extents++
-	if a.entries > 2*a.extents+1024 {
-		a.rebin() // stale entries buried under live ones
+	if n := len(c.free); n > c.peak {
+		a.mapPeaks += n - c.peak
+		c.peak = n
+	}
+	if a.entries > 2*a.extents+1024 || a.binCap > 4*a.entries+4096 {
+		a.rebin() // stale entries buried under live ones, or bins left large
 	}
 	b := binOf(size)
 	a.setBin(b, append(a.bins[b], extent{c, off}))
@@ -325,13 +340,28 @@ func (a *arena) unfree(c *chunk, off, size int) {
 	delete(c.free, off)
 	delete(c.ends, off+size)
 	a.extents--
+	if n := len(c.free); c.peak > 1024 && n < c.peak/4 {
+		c.free, c.ends = shrunk(c.free), shrunk(c.ends)
+		a.mapPeaks -= c.peak - n
+		c.peak = n
+	}
+}
+
+// shrunk returns a copy of m sized for what it holds (maps.Clone would
+// keep its size).
+func shrunk(m map[int]int) map[int]int {
+	out := make(map[int]int, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
 }
 
 // rebin rebuilds the bins from the free blocks of the chunks, without stale
-// entries. a.mu is held.
+// entries, in slices of their size. a.mu is held.
 func (a *arena) rebin() {
 	for b := range a.bins {
-		a.setBin(b, a.bins[b][:0])
+		a.setBin(b, nil)
 	}
 	for _, c := range a.chunks.all {
 		for off, size := range c.free {
@@ -357,7 +387,6 @@ func (a *arena) hold(c *chunk, off, size int) {
 		c.live[page] += uint32(end - off)
 		off = end
 	}
-	a.slack.Store(int64(a.livePages*pageSize - a.live))
 }
 
 // unhold counts the block of size bytes at off in c as dead on its pages,
@@ -373,11 +402,30 @@ func (a *arena) unhold(c *chunk, off, size int) {
 		}
 		off = end
 	}
-	a.slack.Store(int64(a.livePages*pageSize - a.live))
 }
 
-// slackBytes returns the resident memory that live blocks share with free
-// space on their pages: what the tables cost beyond their size.
+// The free lists live on the Go heap: each free block has an entry in each
+// of its chunk's two maps (16 bytes in a table between 7/16 and 7/8 full,
+// and a control byte: about 26 bytes), and at least one in its bin's stack
+// (16 bytes). A store whose tables come and go by the hundred thousand
+// (pages turned into sketches and their days given up under the memory
+// limit) keeps megabytes of them. They count for their peaks and
+// capacities (see chunk.peak), twice for the garbage collector's headroom.
+const mapMeta, binMeta = 2 * 2 * 26, 2 * 16
+
+// publishSlack sets a.slack, after each alloc and free: the bytes that
+// live blocks share with free space on their pages, and the arena's lists
+// of free blocks. a.mu is held.
+func (a *arena) publishSlack() {
+	a.slack.Store(int64(a.livePages*pageSize - a.live + a.listBytes()))
+}
+
+// listBytes returns what the lists of free blocks count for. a.mu is held.
+func (a *arena) listBytes() int { return a.mapPeaks*mapMeta + a.binCap*binMeta }
+
+// slackBytes returns the resident memory the tables cost beyond their
+// size: the rest of the pages they are on, and the arena's bookkeeping of
+// the free space.
 func (a *arena) slackBytes() int64 {
 	if a == nil {
 		return 0

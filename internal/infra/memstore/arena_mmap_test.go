@@ -53,6 +53,38 @@ func TestArenaReusesAndMerges(t *testing.T) {
 	}
 }
 
+// The arena's lists of free blocks are on the Go heap, outside its blocks:
+// thousands of holes between live tables count in the slack the memory
+// limit bounds, and once they merge away the maps are made anew, small,
+// and count no more (a Go map keeps the size it grew to).
+func TestFreeListsCount(t *testing.T) {
+	t.Parallel()
+	a := newArena()
+	const tables = 20_000
+	blocks := make([][]uint64, tables)
+	for i := range blocks {
+		blocks[i] = a.alloc(lineSlots)
+	}
+	base := a.slackBytes()
+	for i := 0; i < tables; i += 2 {
+		a.free(blocks[i]) // a hole between two live blocks
+	}
+	holes := a.slackBytes() - base
+	if min := int64(tables / 2 * (mapMeta + binMeta)); holes < min {
+		t.Errorf("slack grew by %d bytes for %d holes, want at least %d for their lists", holes, tables/2, min)
+	}
+	for i := 1; i < tables; i += 2 {
+		a.free(blocks[i])
+	}
+	c := a.wild
+	if len(c.free) != 1 || c.peak > 1024 || a.mapPeaks > 1024 {
+		t.Errorf("after every block is freed: %d free blocks, peak %d, mapPeaks %d; want 1 and the maps made anew", len(c.free), c.peak, a.mapPeaks)
+	}
+	if got := a.slackBytes(); got > int64(1024*(mapMeta+binMeta)) {
+		t.Errorf("slack = %d bytes with nothing live, want the lists' few entries alone", got)
+	}
+}
+
 // A store that nobody holds any more gives its mappings back. The test
 // measures the resident set of the process, so it does not run in parallel.
 func TestStoreIsUnmapped(t *testing.T) {
@@ -100,24 +132,26 @@ func TestStoreIsUnmapped(t *testing.T) {
 }
 
 // Slack is what the live blocks' pages hold beyond the blocks: a page's rest
-// while one small table lives on it, nothing once a page is full or empty.
+// while one small table lives on it, nothing once a page is full or empty
+// (and the free lists, which TestFreeListsCount checks).
 func TestArenaSlack(t *testing.T) {
 	t.Parallel()
 	a := newArena()
+	pageSlack := func() int64 { return a.slackBytes() - int64(a.listBytes()) }
 	small := a.alloc(minSlots) // one cache line
-	if got, want := a.slackBytes(), int64(pageSize-minSlots*8); got != want {
+	if got, want := pageSlack(), int64(pageSize-minSlots*8); got != want {
 		t.Errorf("one %d-byte table: slack %d, want %d", minSlots*8, got, want)
 	}
 	rest := a.alloc(pageSize/8 - minSlots) // the rest of the page
-	if got := a.slackBytes(); got != 0 {
+	if got := pageSlack(); got != 0 {
 		t.Errorf("a full page: slack %d, want 0", got)
 	}
 	a.free(small)
-	if got, want := a.slackBytes(), int64(minSlots*8); got != want {
+	if got, want := pageSlack(), int64(minSlots*8); got != want {
 		t.Errorf("the first table freed: slack %d, want %d", got, want)
 	}
 	a.free(rest)
-	if got := a.slackBytes(); got != 0 {
+	if got := pageSlack(); got != 0 {
 		t.Errorf("every table freed: slack %d, want 0", got)
 	}
 }

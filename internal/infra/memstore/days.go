@@ -133,6 +133,19 @@ func (tl *timeline) giveUp(a *arena) (bytes, triples int64) {
 	return tl.drop(a)
 }
 
+// bytes returns what Stats.Bytes counts for the index, days and weeks of
+// the timeline; the caller holds tl.mu.
+func (tl *timeline) bytes() int64 {
+	n := int64(len(tl.index.block)) * 8
+	for i := range tl.days {
+		n += int64(tl.days[i].lines)*lineSlots*8 + dayTableBytes
+	}
+	for i := range tl.weeks {
+		n += tl.weeks[i].bytes()
+	}
+	return n
+}
+
 // triples returns the (visitor, day) of the timeline.
 func (tl *timeline) triples() int64 {
 	tl.mu.RLock()

@@ -129,7 +129,7 @@ func (s *Store) RestoreSketch(ctx context.Context, page domain.PageURL, data []b
 	fresh := len(p.days.days) == 0 && !p.days.dropped
 	p.days.mu.RUnlock()
 	grown := int64(0)
-	if saved, ok := p.convert(s); ok {
+	if saved, ok := p.convert(s, true); ok {
 		grown -= saved
 		s.estimated.Add(1)
 	}

@@ -187,6 +187,56 @@ func TestEstimatedDaysGiveWay(t *testing.T) {
 	}
 }
 
+// TestHeavyDaysMakeSketches: pages with too few visitors to be worth a
+// sketch alone, but each visitor on many days, take more than the limit:
+// the heaviest become sketches without their days (their ranges
+// ErrNoDays, their all-time counts kept), and no page is forgotten.
+func TestHeavyDaysMakeSketches(t *testing.T) {
+	t.Parallel()
+	const limit, pages, visitors, days = 512 << 10, 8, 400, 30
+	s := NewWith(Options{MemoryLimit: limit})
+	small := pageN(t, 0)
+	recordAt(t, s, small, visitorN(t, 0), dayN(3))
+	for p := 1; p <= pages; p++ {
+		for d := 1; d <= days; d++ {
+			for v := range visitors {
+				recordAt(t, s, pageN(t, p), visitorN(t, v), dayN(d))
+			}
+		}
+	}
+	st := s.Stats()
+	if st.Evicted != 0 || st.Conversions == 0 || st.DaysGivenUp != st.Conversions || s.used() > limit {
+		t.Fatalf("Stats() = %+v: want pages made sketches without their days, none evicted, under the limit", st)
+	}
+	month := domain.Period{From: domain.DayOf(dayN(1)).First(), To: domain.DayOf(dayN(days)).First() + domain.QuartersPerDay}
+	sketched := 0
+	for p := 1; p <= pages; p++ {
+		c, err := s.Visitors(context.Background(), pageN(t, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, rangeErr := s.Range(context.Background(), pageN(t, p), []domain.Period{month})
+		switch {
+		case c.Exact():
+			if c.Visitors != visitors || rangeErr != nil || daysCount(t, s, pageN(t, p), 1, days) != visitors {
+				t.Errorf("exact page %d: %+v, range %v; want %d visitors, all-time and over the days", p, c, rangeErr, visitors)
+			}
+		default:
+			sketched++
+			checkEstimate(t, fmt.Sprintf("page %d", p), c, visitors)
+			if !errors.Is(rangeErr, domain.ErrNoDays) {
+				t.Errorf("Range of sketched page %d = %v, want ErrNoDays", p, rangeErr)
+			}
+		}
+	}
+	if int64(sketched) != st.Conversions {
+		t.Errorf("%d pages answer estimates, want the %d converted", sketched, st.Conversions)
+	}
+	if n := daysCount(t, s, small, 1, days); n != 1 {
+		t.Errorf("small page, days 1-%d: %d visitors, want 1 (its days are kept)", days, n)
+	}
+}
+
 // TestRangesDuringConversion: readers of ranges race writers on the same
 // page and days while the page becomes a sketch and its days estimated:
 // no reader errs or sees more visitors than there are, and the final

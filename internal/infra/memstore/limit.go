@@ -22,6 +22,12 @@ const (
 	setVisitorB   = 10
 	indexVisitorB = 16
 	convertMin    = convertBytes / indexVisitorB
+	// sketchMin is the fewest visitors whose index, with at least one day
+	// each (6 bytes), can take more than a sketch, and sketchWeight the
+	// bytes a page's exact visitors and days must take for the page to be
+	// moved into a sketch without them: an eighth more than the sketch.
+	sketchMin    = sketchBytes / (indexVisitorB + 6)
+	sketchWeight = sketchBytes + sketchBytes/8
 )
 
 // worthConverting reports whether the exact visitors of p take convertBytes
@@ -31,6 +37,16 @@ func (p *page) worthConverting() bool {
 	indexed := int64(p.days.index.n)
 	p.days.mu.RUnlock()
 	return indexed*indexVisitorB+max(0, p.visitors.Load()-indexed)*setVisitorB >= convertBytes
+}
+
+// weight returns the bytes that the exact visitors of p and its days take
+// (those in its sets, if any, about), which moving it into a sketch without
+// its days frees.
+func (p *page) weight() int64 {
+	tl := &p.days
+	tl.mu.RLock()
+	defer tl.mu.RUnlock()
+	return tl.bytes() + max(0, p.visitors.Load()-int64(tl.index.n))*setVisitorB
 }
 
 // candidate is a page a shrink may convert or evict.
@@ -46,7 +62,9 @@ type candidate struct {
 // no other writer is shrinking it: first by moving the visitors of its
 // largest exact pages into sketches (their days estimated), then, if that
 // is not enough, by giving up the estimated days of the pages with most,
-// and last by forgetting the pages that have gone longest without an event. It runs in
+// then by moving into sketches the exact pages that, with their days, weigh
+// more than one, their days given up at once, and last by forgetting the
+// pages that have gone longest without an event. It runs in
 // the writer that passed the limit, holding no lock but s.shrinking while it
 // walks the shards (each under its read lock, briefly) and one page's locks
 // at a time while it converts; other writers go on meanwhile, and the ones
@@ -73,11 +91,7 @@ func (s *Store) shrink() {
 		if !c.p.worthConverting() {
 			continue
 		}
-		if saved, ok := c.p.convert(s); ok {
-			s.bytes.Add(-saved)
-			s.estimated.Add(1)
-			s.conversions.Add(1)
-		}
+		s.convert(c.p, true)
 	}
 	// Then the estimated days, of the pages with most first: their ranges
 	// become ErrNoDays, their all-time counts stay.
@@ -99,6 +113,24 @@ func (s *Store) shrink() {
 		s.triples.Add(-triples)
 		s.daysGivenUp.Add(1)
 	}
+	// Then the exact pages too small alone for a sketch but not with their
+	// days (a flood of pages each with a few hundred visitors, each on a
+	// different day), the heaviest first: forgetting them would lose
+	// their all-time counts, this loses only their ranges.
+	pages = s.candidates(1)
+	for i := range pages {
+		pages[i].count = pages[i].p.weight()
+	}
+	slices.SortFunc(pages, func(a, b candidate) int { return cmp.Compare(b.count, a.count) })
+	for _, c := range pages {
+		if s.used() <= target {
+			return
+		}
+		if c.count < sketchWeight {
+			break
+		}
+		s.convert(c.p, false)
+	}
 	// Then the pages idle longest, the smallest first among those idle as
 	// long.
 	pages = s.candidates(0)
@@ -111,6 +143,21 @@ func (s *Store) shrink() {
 		}
 		s.remove(c)
 		s.evicted.Add(1)
+	}
+}
+
+// convert moves p into a sketch, with its days estimated if days, else
+// without them, and accounts for it.
+func (s *Store) convert(p *page, days bool) {
+	saved, ok := p.convert(s, days)
+	if !ok {
+		return
+	}
+	s.bytes.Add(-saved)
+	s.estimated.Add(1)
+	s.conversions.Add(1)
+	if !days {
+		s.daysGivenUp.Add(1)
 	}
 }
 

@@ -586,10 +586,10 @@ func (p *page) addSketch(v uint64) (added int64) {
 // estimate starts at their exact number, and reports how many bytes that
 // saved (negative if it cost). A sketched or removed page is left as it is
 // (ok = false).
-func (p *page) convert(s *Store) (saved int64, ok bool) {
+func (p *page) convert(s *Store, days bool) (saved int64, ok bool) {
 	// The index's visitors go into the sketch too, and the index goes:
 	// that is where a page with times keeps its visitors. The days stay,
-	// estimated (see timeline.estimate).
+	// estimated (see timeline.estimate), if days; else they go.
 	p.days.mu.Lock()
 	defer p.days.mu.Unlock()
 	p.mu.Lock()
@@ -599,9 +599,17 @@ func (p *page) convert(s *Store) (saved int64, ok bool) {
 	}
 	sk := newSketch(s.arena)
 	p.days.index.each(func(k uint64, _ uint32) { sk.add(s.visitorHash(k)) })
-	freed, merged := p.days.estimate(s.arena, s.visitorHash)
-	s.triples.Add(-merged)
-	saved = freed - int64(sketchBytes)
+	if days {
+		freed, merged := p.days.estimate(s.arena, s.visitorHash)
+		s.triples.Add(-merged)
+		saved = freed
+	} else {
+		freed, triples := p.days.drop(s.arena)
+		p.days.estimated = true // as giveUp leaves it
+		s.triples.Add(-triples)
+		saved = freed
+	}
+	saved -= int64(sketchBytes)
 	if st := p.striped.Load(); st != nil {
 		for i := range st {
 			st[i].mu.Lock()
