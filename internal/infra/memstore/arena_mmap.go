@@ -93,14 +93,14 @@ type chunk struct {
 	cut       int    // bytes cut from the start so far; beyond, never used
 	populated int    // bytes from the start made resident ahead of use
 	// The rest is nil for a mapping that holds a single block.
-	free    map[int]int // free blocks: size by offset
-	ends    map[int]int // free blocks: offset by end
+	free map[int]int // free blocks: size by offset
+	ends map[int]int // free blocks: offset by end
 	// peak is the most free blocks since the maps were made: a Go map
 	// keeps the size it grew to, so they are made anew once a quarter of
 	// that is left.
 	peak    int
-	live    []uint32    // bytes of live blocks on each OS page
-	pending []bool      // emptied pages not yet handed back
+	live    []uint32 // bytes of live blocks on each OS page
+	pending []bool   // emptied pages not yet handed back
 }
 
 const (
