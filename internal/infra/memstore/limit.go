@@ -25,9 +25,10 @@ const (
 	// sketchMin is the fewest visitors whose index, with at least one day
 	// each (6 bytes), can take more than a sketch, and sketchWeight the
 	// bytes a page's exact visitors and days must take for the page to be
-	// moved into a sketch without them: an eighth more than the sketch.
+	// moved into a sketch without them: a little more than the sketch
+	// (a page that takes what its sketch would grows on, a sketch does not).
 	sketchMin    = sketchBytes / (indexVisitorB + 6)
-	sketchWeight = sketchBytes + sketchBytes/8
+	sketchWeight = sketchBytes + sketchBytes/32
 )
 
 // worthConverting reports whether the exact visitors of p take convertBytes
@@ -122,6 +123,7 @@ func (s *Store) shrink() {
 		pages[i].count = pages[i].p.weight()
 	}
 	slices.SortFunc(pages, func(a, b candidate) int { return cmp.Compare(b.count, a.count) })
+	converted := false
 	for _, c := range pages {
 		if s.used() <= target {
 			return
@@ -130,9 +132,14 @@ func (s *Store) shrink() {
 			break
 		}
 		s.convert(c.p, false)
+		converted = true
 	}
 	// Then the pages idle longest, the smallest first among those idle as
-	// long.
+	// long: down to the target, or just under the limit if pages became
+	// sketches above, which grow no more.
+	if converted {
+		target = limit - limit/32
+	}
 	pages = s.candidates(0)
 	slices.SortFunc(pages, func(a, b candidate) int {
 		return cmp.Or(cmp.Compare(a.seen, b.seen), cmp.Compare(a.count, b.count))
