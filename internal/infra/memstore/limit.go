@@ -22,12 +22,10 @@ const (
 	setVisitorB   = 10
 	indexVisitorB = 16
 	convertMin    = convertBytes / indexVisitorB
-	// sketchMin is the fewest visitors whose index, with at least one day
-	// each (6 bytes), can take more than a sketch, and sketchWeight the
-	// bytes a page's exact visitors and days must take for the page to be
-	// moved into a sketch without them: a little more than the sketch
-	// (a page that takes what its sketch would grows on, a sketch does not).
-	sketchMin    = sketchBytes / (indexVisitorB + 6)
+	// sketchWeight is the bytes a page's exact visitors and days must take
+	// for the page to be moved into a sketch without them: a little more
+	// than the sketch (a page that takes what its sketch would grows on, a
+	// sketch does not).
 	sketchWeight = sketchBytes + sketchBytes/32
 )
 
