@@ -93,8 +93,11 @@ type chunk struct {
 	cut       int    // bytes cut from the start so far; beyond, never used
 	populated int    // bytes from the start made resident ahead of use
 	// The rest is nil for a mapping that holds a single block.
-	free map[int]int // free blocks: size by offset
-	ends map[int]int // free blocks: offset by end
+	// The free blocks, size by offset and offset by end: 32 bits are
+	// enough within a chunk (a block past soloSize has a mapping of its
+	// own), and halve the maps' size.
+	free map[uint32]uint32
+	ends map[uint32]uint32
 	// peak is the most free blocks since the maps were made: a Go map
 	// keeps the size it grew to, so they are made anew once a quarter of
 	// that is left.
@@ -256,7 +259,7 @@ func (a *arena) top(b int) (e extent, free int, ok bool) {
 	bin := a.bins[b]
 	for ; len(bin) > 0; bin = bin[:len(bin)-1] {
 		e := bin[len(bin)-1]
-		if free, ok := e.c.free[e.off]; ok && binOf(free) == b {
+		if free, ok := e.c.free[uint32(e.off)]; ok && binOf(int(free)) == b {
 			break
 		}
 	}
@@ -265,7 +268,7 @@ func (a *arena) top(b int) (e extent, free int, ok bool) {
 		return extent{}, 0, false
 	}
 	e = bin[len(bin)-1]
-	return e, e.c.free[e.off], true
+	return e, int(e.c.free[uint32(e.off)]), true
 }
 
 // setBin sets bin b to bin, a prefix of it or an extension by one entry.
@@ -303,13 +306,13 @@ func (a *arena) free(t []uint64) {
 		a.unhold(c, off, size)
 		// Merge with the free blocks on either side.
 		end := off + size
-		if start, ok := c.ends[off]; ok {
-			a.unfree(c, start, off-start)
-			off = start
+		if start, ok := c.ends[uint32(off)]; ok {
+			a.unfree(c, int(start), off-int(start))
+			off = int(start)
 		}
-		if n, ok := c.free[end]; ok {
-			a.unfree(c, end, n)
-			end += n
+		if n, ok := c.free[uint32(end)]; ok {
+			a.unfree(c, end, int(n))
+			end += int(n)
 		}
 		a.addFree(c, off, end-off)
 		a.publishSlack()
@@ -321,8 +324,8 @@ func (a *arena) free(t []uint64) {
 
 // addFree records the free block of size bytes at off in c. a.mu is held.
 func (a *arena) addFree(c *chunk, off, size int) {
-	c.free[off] = size
-	c.ends[off+size] = off
+	c.free[uint32(off)] = uint32(size)
+	c.ends[uint32(off+size)] = uint32(off)
 	a.extents++
 	if n := len(c.free); n > c.peak {
 		a.mapPeaks += n - c.peak
@@ -337,8 +340,8 @@ func (a *arena) addFree(c *chunk, off, size int) {
 
 // unfree forgets the free block of size bytes at off in c. a.mu is held.
 func (a *arena) unfree(c *chunk, off, size int) {
-	delete(c.free, off)
-	delete(c.ends, off+size)
+	delete(c.free, uint32(off))
+	delete(c.ends, uint32(off+size))
 	a.extents--
 	if n := len(c.free); c.peak > 1024 && n < c.peak/4 {
 		c.free, c.ends = shrunk(c.free), shrunk(c.ends)
@@ -349,8 +352,8 @@ func (a *arena) unfree(c *chunk, off, size int) {
 
 // shrunk returns a copy of m sized for what it holds (maps.Clone would
 // keep its size).
-func shrunk(m map[int]int) map[int]int {
-	out := make(map[int]int, len(m))
+func shrunk(m map[uint32]uint32) map[uint32]uint32 {
+	out := make(map[uint32]uint32, len(m))
 	for k, v := range m {
 		out[k] = v
 	}
@@ -365,6 +368,7 @@ func (a *arena) rebin() {
 	}
 	for _, c := range a.chunks.all {
 		for off, size := range c.free {
+			off, size := int(off), int(size)
 			b := binOf(size)
 			a.setBin(b, append(a.bins[b], extent{c, off}))
 		}
@@ -405,13 +409,13 @@ func (a *arena) unhold(c *chunk, off, size int) {
 }
 
 // The free lists live on the Go heap: each free block has an entry in each
-// of its chunk's two maps (16 bytes in a table between 7/16 and 7/8 full,
-// and a control byte: about 26 bytes), and at least one in its bin's stack
+// of its chunk's two maps (8 bytes in a table between 7/16 and 7/8 full,
+// and a control byte: about 14 bytes), and at least one in its bin's stack
 // (16 bytes). A store whose tables come and go by the hundred thousand
 // (pages turned into sketches and their days given up under the memory
 // limit) keeps megabytes of them. They count for their peaks and
 // capacities (see chunk.peak), twice for the garbage collector's headroom.
-const mapMeta, binMeta = 2 * 2 * 26, 2 * 16
+const mapMeta, binMeta = 2 * 2 * 14, 2 * 16
 
 // publishSlack sets a.slack, after each alloc and free: the bytes that
 // live blocks share with free space on their pages, and the arena's lists
@@ -492,7 +496,7 @@ func (cs *chunks) add(size int, shared bool) *chunk {
 	c := &chunk{mem: mem}
 	if shared {
 		pages := size / pageSize
-		c.free, c.ends = make(map[int]int), make(map[int]int)
+		c.free, c.ends = make(map[uint32]uint32), make(map[uint32]uint32)
 		c.live, c.pending = make([]uint32, pages), make([]bool, pages)
 	}
 	i, _ := slices.BinarySearchFunc(cs.all, c, compareChunks)

@@ -47,7 +47,7 @@ func TestArenaReusesAndMerges(t *testing.T) {
 		t.Errorf("pending = %d bytes with nothing live, want at most %d", a.pending, retainMin)
 	}
 	for i, c := range a.chunks.all {
-		if len(c.free) != 1 || c.free[0] != c.cut {
+		if len(c.free) != 1 || c.free[0] != uint32(c.cut) {
 			t.Errorf("chunk %d: free blocks %v, want one of %d bytes at 0", i, c.free, c.cut)
 		}
 	}
