@@ -99,8 +99,8 @@ type chunk struct {
 	free map[uint32]uint32
 	ends map[uint32]uint32
 	// peak is the most free blocks since the maps were made: a Go map
-	// keeps the size it grew to, so they are made anew once a quarter of
-	// that is left.
+	// keeps the size it grew to, so they are made anew once an eighth of
+	// that is left, of more than 4,096 (rebuilding makes garbage).
 	peak    int
 	live    []uint32 // bytes of live blocks on each OS page
 	pending []bool   // emptied pages not yet handed back
@@ -331,8 +331,11 @@ func (a *arena) addFree(c *chunk, off, size int) {
 		a.mapPeaks += n - c.peak
 		c.peak = n
 	}
-	if a.entries > 2*a.extents+1024 || a.binCap > 4*a.entries+4096 {
-		a.rebin() // stale entries buried under live ones, or bins left large
+	switch {
+	case a.binCap > 8*a.entries+64<<10:
+		a.rebin(true) // bins left large
+	case a.entries > 2*a.extents+1024:
+		a.rebin(false) // stale entries buried under live ones
 	}
 	b := binOf(size)
 	a.setBin(b, append(a.bins[b], extent{c, off}))
@@ -343,7 +346,7 @@ func (a *arena) unfree(c *chunk, off, size int) {
 	delete(c.free, uint32(off))
 	delete(c.ends, uint32(off+size))
 	a.extents--
-	if n := len(c.free); c.peak > 1024 && n < c.peak/4 {
+	if n := len(c.free); c.peak > 4<<10 && n < c.peak/8 {
 		c.free, c.ends = shrunk(c.free), shrunk(c.ends)
 		a.mapPeaks -= c.peak - n
 		c.peak = n
@@ -361,10 +364,15 @@ func shrunk(m map[uint32]uint32) map[uint32]uint32 {
 }
 
 // rebin rebuilds the bins from the free blocks of the chunks, without stale
-// entries, in slices of their size. a.mu is held.
-func (a *arena) rebin() {
+// entries: in the slices they have, or, if fresh, in new ones of their
+// size. a.mu is held.
+func (a *arena) rebin(fresh bool) {
 	for b := range a.bins {
-		a.setBin(b, nil)
+		if fresh {
+			a.setBin(b, nil)
+		} else {
+			a.setBin(b, a.bins[b][:0])
+		}
 	}
 	for _, c := range a.chunks.all {
 		for off, size := range c.free {
