@@ -138,7 +138,7 @@ func (tl *timeline) giveUp(a *arena) (bytes, triples int64) {
 func (tl *timeline) bytes() int64 {
 	n := int64(len(tl.index.block)) * 8
 	for i := range tl.days {
-		n += int64(tl.days[i].lines)*lineSlots*8 + dayTableBytes
+		n += tl.days[i].bytes() + dayTableBytes
 	}
 	for i := range tl.weeks {
 		n += tl.weeks[i].bytes()
@@ -498,9 +498,12 @@ func (t *dayTable) grow(a *arena) int64 {
 	return int64(t.lines-old.lines) * lineSlots * 8
 }
 
+// bytes returns the bytes of t's block.
+func (t *dayTable) bytes() int64 { return int64(t.lines) * lineSlots * 8 }
+
 // release returns the day's table to a and reports its bytes.
 func (t *dayTable) release(a *arena) int64 {
-	n := int64(t.lines) * lineSlots * 8
+	n := t.bytes()
 	if t.block != nil {
 		a.free(t.blk())
 	}

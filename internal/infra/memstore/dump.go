@@ -129,7 +129,7 @@ func (s *Store) RestoreSketch(ctx context.Context, page domain.PageURL, data []b
 	fresh := len(p.days.days) == 0 && !p.days.dropped
 	p.days.mu.RUnlock()
 	grown := int64(0)
-	if saved, ok := p.convert(s, true); ok {
+	if saved, ok := p.convert(s, false); ok { // its days go below
 		grown -= saved
 		s.estimated.Add(1)
 	}
