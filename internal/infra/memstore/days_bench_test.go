@@ -127,20 +127,21 @@ func benchRanges(b *testing.B, s *Store, page domain.PageURL) {
 
 // BenchmarkRecordWithTime measures Record of a view with a time against
 // one without, on the same pairs: a new pair on a page already seen, its
-// day already seen.
+// day already seen; and with times spread over 30 days, as loadgen's
+// ingest-timed sends them.
 func BenchmarkRecordWithTime(b *testing.B) {
 	f := newFixture(b)
 	at := (benchDay0 + 100).First() + 40
-	for _, timed := range []bool{false, true} {
-		b.Run(fmt.Sprintf("time=%v", timed), func(b *testing.B) {
+	for _, days := range []int{0, 1, 30} {
+		b.Run(fmt.Sprintf("days=%d", days), func(b *testing.B) {
 			b.ReportAllocs()
 			s := New()
 			ctx := context.Background()
 			i := 0
 			for b.Loop() {
 				v := f.view(i)
-				if timed {
-					v.At = at
+				if days > 0 {
+					v.At = at - domain.Quarter(uint32(i*0x9e3779b1)%uint32(days)*domain.QuartersPerDay)
 				}
 				if err := s.Record(ctx, v); err != nil {
 					b.Fatal(err)

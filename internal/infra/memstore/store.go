@@ -51,24 +51,26 @@ type Store struct {
 	seed maphash.Seed
 	// key scrambles visitor hashes before they pick a slot and a stripe;
 	// see slotKey.
-	key    uint64
-	arena  *arena // the tables and sketches of every page
-	opts   Options
+	key   uint64
+	arena *arena // the tables and sketches of every page
+	opts  Options
+	// now is the store's clock, in Unix seconds, as Expire and shrink last
+	// read it: pages note it on every event (see page.seen), without a
+	// clock read per event. It is read with the fields above, on every
+	// view, and written seldom: the shards keep it off the cache line of
+	// bytes, which writers add to.
+	now    atomic.Int64
 	shards [shardCount]shard
 
 	// bytes is the memory the store accounts for: see Stats.Bytes.
 	bytes atomic.Int64
-	// now is the store's clock, in Unix seconds, as Expire and shrink last
-	// read it: pages note it on every event (see page.seen), without a
-	// clock read per event.
-	now atomic.Int64
 	// shrinking is held by the one pass that brings the store back under
 	// its limit; other writers go on meanwhile.
 	shrinking sync.Mutex
 
 	estimated, conversions, evicted, expired atomic.Int64
-	// triples counts the (page, visitor, day) the days of every page hold;
-	// daysDropped the (page, day) that DropDays has forgotten;
+	// triples and the shards' own (see shard.triples) add up to the (page,
+	// visitor, day) the days of every page hold; daysDropped the (page, day) that DropDays has forgotten;
 	// daysGivenUp the pages whose estimated days a shrink gave up.
 	triples, daysDropped, daysGivenUp atomic.Int64
 }
@@ -151,16 +153,19 @@ func (s *Store) Record(ctx context.Context, v domain.PageView) error {
 		p := s.page(sh, key)
 		p.touch(s.now.Load())
 		var (
-			added, grown int64
-			gone         bool
+			added, grown, triples int64
+			gone                  bool
 		)
 		if v.At.IsZero() {
 			added, grown, gone = s.addUntimed(p, slot, hash)
 		} else {
-			added, grown, gone = s.addTimed(p, slot, hash, v.At.Day(), domain.SeenAt(v.At.OfDay()))
+			added, grown, triples, gone = s.addTimed(p, slot, hash, v.At.Day(), domain.SeenAt(v.At.OfDay()))
 		}
 		if added != 0 {
 			sh.pairs.Add(added)
+		}
+		if triples != 0 {
+			sh.triples.Add(triples)
 		}
 		if grown != 0 {
 			s.grew(grown)
@@ -197,27 +202,26 @@ func (s *Store) addUntimed(p *page, k, v uint64) (added, grown int64, gone bool)
 }
 
 // addTimed adds a view seen s on day d: to the index and the day, moving
-// the visitor out of the sets if they have it. It reports as addUntimed.
-func (s *Store) addTimed(p *page, k, v uint64, d domain.Day, seen domain.Seen) (added, grown int64, gone bool) {
+// the visitor out of the sets if they have it. It reports as addUntimed,
+// and the (visitor, day) it made: 1 or 0, for the caller to count in its
+// shard (see shard.triples).
+func (s *Store) addTimed(p *page, k, v uint64, d domain.Day, seen domain.Seen) (added, grown, triples int64, gone bool) {
 	p.days.mu.Lock()
 	defer p.days.mu.Unlock()
 	return s.addTimedLocked(p, k, v, d, seen)
 }
 
 // addTimedLocked is addTimed for a caller that holds p.days.mu.
-func (s *Store) addTimedLocked(p *page, k, v uint64, d domain.Day, seen domain.Seen) (added, grown int64, gone bool) {
+func (s *Store) addTimedLocked(p *page, k, v uint64, d domain.Day, seen domain.Seen) (added, grown, triples int64, gone bool) {
 	tl := &p.days
 	switch {
 	case tl.gone:
-		return 0, 0, true
+		return 0, 0, 0, true
 	case tl.dropped: // a sketch, which takes it all-time
-		return p.addSketch(v), 0, false
+		return p.addSketch(v), 0, 0, false
 	case tl.estimated: // a sketch, all-time, and the day by its key
 		newDay, grown := tl.addDay(s.arena, d, tl.estKey(v), seen)
-		if newDay {
-			s.triples.Add(1)
-		}
-		return p.addSketch(v), grown, false
+		return p.addSketch(v), grown, b2i(newDay), false
 	}
 	ord, isNew, grown := tl.index.insert(s.arena, k)
 	if isNew {
@@ -230,10 +234,14 @@ func (s *Store) addTimedLocked(p *page, k, v uint64, d domain.Day, seen domain.S
 		}
 	}
 	newDay, g := tl.addDay(s.arena, d, ord, seen)
-	if newDay {
-		s.triples.Add(1)
+	return added, grown + g, b2i(newDay), false
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
 	}
-	return added, grown + g, false
+	return 0
 }
 
 // take removes the visitor of table value k from the page's exact sets and
@@ -343,6 +351,7 @@ func (s *Store) Stats() Stats {
 		st.Pages += int64(len(sh.pages))
 		sh.mu.RUnlock()
 		st.Pairs += sh.pairs.Load()
+		st.Triples += sh.triples.Load()
 	}
 	return st
 }
@@ -364,7 +373,12 @@ type shard struct {
 	mu    sync.RWMutex
 	pages map[string]*page // guarded by mu
 	pairs atomic.Int64     // distinct pairs of the shard's pages
-	_     [cacheLine]byte
+	// triples counts the (page, visitor, day) that views of the shard's
+	// pages made; what leaves goes off Store.triples. Counted here, not
+	// there, since a counter all writers add to is a cache line that moves
+	// between processors on nearly every view.
+	triples atomic.Int64
+	_       [cacheLine]byte
 }
 
 // shardOf returns the shard of a page key, chosen by the top bits of a hash
