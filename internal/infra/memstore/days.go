@@ -52,6 +52,7 @@ type timeline struct {
 	mu    sync.RWMutex
 	index ordIndex   // guarded by mu
 	days  []dayTable // guarded by mu, in day order
+	last  domain.Day // guarded by mu: the last of days, kept here for find
 	weeks []week     // guarded by mu, in week order
 	gone  bool       // guarded by mu: the page is freed, take nothing more
 	// estimated is set, under mu, once the page is a sketch with days
@@ -242,6 +243,7 @@ func (tl *timeline) addDay(a *arena, d domain.Day, ord uint32, s domain.Seen) (a
 			_, t.weekly = tl.findWeek(weekOf(d))
 		}
 		tl.days = slices.Insert(tl.days, i, t)
+		tl.last = tl.days[len(tl.days)-1].day
 		grown = dayTableBytes
 	}
 	added, g := tl.days[i].insert(a, ord, s)
@@ -743,13 +745,12 @@ func (s *Store) keepWeek(tl *timeline, w int32, bits bitmap, seen [7]int32, epoc
 // The days and weeks of a page are nearly always dense, a page having
 // views every day, so find and findWeek first try the entry d has if none
 // is missing between it and the last, which costs one cache line where a
-// binary search costs several, and search only if that is wrong.
+// binary search costs several, and search only if that is wrong. (find
+// takes the last day from tl.last, beside the lock, rather than from the
+// list: one line less; a list emptied since is still searched right.)
 func (tl *timeline) find(d domain.Day) (int, bool) {
 	n := len(tl.days)
-	if n == 0 || d > tl.days[n-1].day {
-		return n, false
-	}
-	if i := n - 1 - int(int64(tl.days[n-1].day)-int64(d)); i >= 0 && tl.days[i].day == d {
+	if i := n - 1 - int(int64(tl.last)-int64(d)); i >= 0 && i < n && tl.days[i].day == d {
 		return i, true
 	}
 	return slices.BinarySearchFunc(tl.days, d, func(t dayTable, d domain.Day) int { return cmp.Compare(t.day, d) })
