@@ -24,7 +24,9 @@ var DefaultRetention = Retention{Days: 400}
 // Oldest returns the earliest instant a page view may have at now: r.Days
 // days of 24 hours before (whatever now's zone does with its clocks, and
 // cheaper to work out, on every event, than a calendar's days).
-func (r Retention) Oldest(now time.Time) time.Time { return now.Add(-time.Duration(r.Days) * 24 * time.Hour) }
+func (r Retention) Oldest(now time.Time) time.Time {
+	return now.Add(-time.Duration(r.Days) * 24 * time.Hour)
+}
 
 // KeepFrom returns the first UTC day stores keep at now. It is two days
 // earlier than the retention alone asks, so that the first day of a range
