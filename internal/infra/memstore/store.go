@@ -70,8 +70,9 @@ type Store struct {
 
 	estimated, conversions, evicted, expired atomic.Int64
 	// triples and the shards' own (see shard.triples) add up to the (page,
-	// visitor, day) the days of every page hold; daysDropped the (page, day) that DropDays has forgotten;
-	// daysGivenUp the pages whose estimated days a shrink gave up.
+	// visitor, day) the days of every page hold; daysDropped counts the
+	// (page, day) that DropDays has forgotten; daysGivenUp the pages whose
+	// estimated days a shrink gave up.
 	triples, daysDropped, daysGivenUp atomic.Int64
 }
 
