@@ -238,6 +238,7 @@ func (s *Store) addTimedLocked(p *page, k, v uint64, d domain.Day, seen domain.S
 	return added, grown + g, b2i(newDay), false
 }
 
+// b2i returns 1 for true and 0 for false, for counters.
 func b2i(b bool) int64 {
 	if b {
 		return 1
