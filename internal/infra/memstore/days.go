@@ -162,6 +162,12 @@ func (tl *timeline) triples() int64 {
 // Monday to Sunday, as a bitmap of their ordinals plus one (see bitmap),
 // kept beside the days: a long range takes its whole weeks from these,
 // an OR of a few kilobytes each, and scans only the days at its ends.
+//
+// A week is made by the first range that covers it whole, once the page
+// has views after it (see keepWeek), not as views come: most views are of
+// the current week, and setting a bit for each would cost every view a
+// cache line or two. From then on the days of the week are marked weekly,
+// and a visitor new to one of them goes into the week's bitmap as well.
 type week struct {
 	n    int32 // the week's number: days 4 to 10, the first Monday to Sunday, are week 1
 	bits bitmap
@@ -212,16 +218,14 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
-// addWeek notes ordinal ord in the week of day d and reports the bytes the
-// weeks grew. The caller holds tl.mu.
+// addWeek notes ordinal ord in the week of day d, a weekly day, and
+// reports the bytes the week grew. The caller holds tl.mu.
 func (tl *timeline) addWeek(a *arena, d domain.Day, ord uint32) (grown int64) {
-	n := weekOf(d)
-	i, found := tl.findWeek(n)
+	i, found := tl.findWeek(weekOf(d))
 	if !found {
-		tl.weeks = slices.Insert(tl.weeks, i, week{n: n})
-		grown = int64(unsafe.Sizeof(week{})) * 2
+		panic("memstore: a weekly day without its week")
 	}
-	return grown + tl.weeks[i].add(a, ord+1)
+	return tl.weeks[i].add(a, ord+1)
 }
 
 // dayTableBytes is what Stats.Bytes counts for a day's keeping besides its
@@ -234,12 +238,16 @@ const dayTableBytes = 2 * int64(unsafe.Sizeof(dayTable{}))
 func (tl *timeline) addDay(a *arena, d domain.Day, ord uint32, s domain.Seen) (added bool, grown int64) {
 	i, found := tl.find(d)
 	if !found {
-		tl.days = slices.Insert(tl.days, i, dayTable{day: d})
+		t := dayTable{day: d}
+		if !tl.estimated {
+			_, t.weekly = tl.findWeek(weekOf(d))
+		}
+		tl.days = slices.Insert(tl.days, i, t)
 		tl.last = tl.days[len(tl.days)-1].day
 		grown = dayTableBytes
 	}
 	added, g := tl.days[i].insert(a, ord, s)
-	if added && !tl.estimated {
+	if added && tl.days[i].weekly {
 		g += tl.addWeek(a, d, ord)
 	}
 	return added, grown + g
@@ -272,6 +280,9 @@ func (tl *timeline) dropBefore(a *arena, first domain.Day) (days, bytes, triples
 		bytes += tl.weeks[w].release(a)
 	}
 	tl.weeks = slices.Delete(tl.weeks, 0, w)
+	for k := 0; k < len(tl.days) && firstDay(weekOf(tl.days[k].day)) < first; k++ {
+		tl.days[k].weekly = false // its week went
+	}
 	return int64(i), bytes, triples
 }
 
@@ -395,6 +406,9 @@ type dayTable struct {
 	day   domain.Day
 	n     int32 // visitors
 	lines int32 // of the block
+	// weekly is set when the day's week has a bitmap, which the day's new
+	// visitors then go into too (see week).
+	weekly bool
 	// block is the table's memory, lines cache lines of the arena: a
 	// pointer rather than a slice, to keep the table's entry in the page's
 	// list at 24 bytes.
@@ -528,7 +542,7 @@ func (s *Store) Range(ctx context.Context, page domain.PageURL, periods []domain
 		return out, nil
 	}
 	var err error
-	out.Total, err = p.days.union(ctx, periods, out.Each)
+	out.Total, err = p.days.union(ctx, s, periods, out.Each)
 	return out, err
 }
 
@@ -567,10 +581,11 @@ func (b *bitmap) or(o bitmap) int64 {
 func (b bitmap) count(n int64) int64 { return n - int64(b[0]&1) }
 
 // union counts the distinct visitors of each period into each, and returns
-// the distinct visitors of all of them.
+// the distinct visitors of all of them. s is the store of the timeline,
+// which keeps the weeks union makes.
 // If what the days hold changes meanwhile (the page becomes estimated, or
 // its days are given up), it begins again.
-func (tl *timeline) union(ctx context.Context, periods []domain.Period, each []domain.Count) (domain.Count, error) {
+func (tl *timeline) union(ctx context.Context, s *Store, periods []domain.Period, each []domain.Count) (domain.Count, error) {
 	tl.mu.RLock()
 	words, dropped, estimated, epoch := tl.index.n/64+1, tl.dropped, tl.estimated, tl.epoch
 	tl.mu.RUnlock()
@@ -578,7 +593,7 @@ func (tl *timeline) union(ctx context.Context, periods []domain.Period, each []d
 	case dropped:
 		return domain.Count{}, fmt.Errorf("memstore: %w: the page's days were given up under the memory limit", domain.ErrNoDays)
 	case estimated:
-		return tl.estimatedUnion(ctx, periods, each, epoch)
+		return tl.estimatedUnion(ctx, s, periods, each, epoch)
 	}
 	all := make(bitmap, words)
 	var cur bitmap // the period's own visitors, for several periods
@@ -600,16 +615,31 @@ func (tl *timeline) union(ctx context.Context, periods []domain.Period, each []d
 				p.To >= firstDay(weekOf(sp.Day)+1).First() {
 				// A whole week of the period, from its Monday: its
 				// bitmap, instead of seven days' scans.
+				w := weekOf(sp.Day)
 				tl.mu.RLock()
 				if tl.epoch != epoch {
 					tl.mu.RUnlock()
-					return tl.union(ctx, periods, each)
+					return tl.union(ctx, s, periods, each)
 				}
-				j, found := tl.findWeek(weekOf(sp.Day))
+				j, found := tl.findWeek(w)
 				if found {
 					total += all.or(tl.weeks[j].bits)
 				}
+				// A week with views after it is over, but for late ones:
+				// worth making.
+				over := !found && len(tl.days) > 0 && tl.days[len(tl.days)-1].day >= firstDay(w+1)
 				tl.mu.RUnlock()
+				if over {
+					bits, err := tl.makeWeek(ctx, s, w, words, epoch)
+					if err != nil {
+						return domain.Count{}, err
+					}
+					if bits == nil {
+						return tl.union(ctx, s, periods, each)
+					}
+					total += all.or(bits)
+					found = true
+				}
 				if found { // else the week's days, if any are left, one by one
 					skipTo = sp.Day + 7
 					continue
@@ -618,7 +648,7 @@ func (tl *timeline) union(ctx context.Context, periods []domain.Period, each []d
 			tl.mu.RLock()
 			if tl.epoch != epoch {
 				tl.mu.RUnlock()
-				return tl.union(ctx, periods, each)
+				return tl.union(ctx, s, periods, each)
 			}
 			if j, found := tl.find(sp.Day); found {
 				t, c := tl.days[j].scan(sp, &all, cur)
@@ -636,6 +666,77 @@ func (tl *timeline) union(ctx context.Context, periods []domain.Period, each []d
 		each[i] = domain.Count{Visitors: n}
 	}
 	return domain.Count{Visitors: all.count(total)}, nil
+}
+
+// makeWeek returns the visitors of week w, scanning its days one read lock
+// at a time as union does, and has s keep them as the week's bitmap
+// (keepWeek). It returns nil if what the days hold changed from epoch.
+func (tl *timeline) makeWeek(ctx context.Context, s *Store, w int32, words, epoch int) (bitmap, error) {
+	bits := make(bitmap, words)
+	var seen [7]int32 // the visitors of each day as scanned; -1: no such day
+	for k := range seen {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		d := firstDay(w) + domain.Day(k)
+		tl.mu.RLock()
+		if tl.epoch != epoch {
+			tl.mu.RUnlock()
+			return nil, nil
+		}
+		seen[k] = -1
+		if j, found := tl.find(d); found {
+			seen[k] = tl.days[j].n
+			tl.days[j].scan(domain.Span{Day: d, To: domain.QuartersPerDay}, &bits, nil)
+		}
+		tl.mu.RUnlock()
+	}
+	bits[0] &^= 1 // see bitmap
+	s.keepWeek(tl, w, bits, seen, epoch)
+	return bits, nil
+}
+
+// keepWeek makes bits the bitmap of week w of tl, unless a day of the week
+// changed since it was scanned (the visitors of each as seen), or what the
+// days hold changed from epoch: a week must be the union of its days. A
+// store with no room under its memory limit for the bitmap keeps none,
+// since that would only make it forget something else.
+func (s *Store) keepWeek(tl *timeline, w int32, bits bitmap, seen [7]int32, epoch int) {
+	lines := (len(bits) + lineSlots - 1) / lineSlots
+	kept := week{n: w}
+	size := kept.bytes() + int64(lines*lineSlots)*8
+	if limit := s.opts.MemoryLimit; limit > 0 && s.used()+size > limit {
+		return
+	}
+	tl.mu.Lock()
+	defer func() {
+		tl.mu.Unlock()
+		if kept.bits != nil {
+			s.grew(size)
+		}
+	}()
+	i, found := tl.findWeek(w)
+	if tl.epoch != epoch || found {
+		return
+	}
+	var days [7]*dayTable
+	for k, n := range seen {
+		j, found := tl.find(firstDay(w) + domain.Day(k))
+		if found != (n >= 0) || found && tl.days[j].n != n {
+			return
+		}
+		if found {
+			days[k] = &tl.days[j]
+		}
+	}
+	kept.bits = s.arena.alloc(lines * lineSlots)
+	copy(kept.bits, bits)
+	tl.weeks = slices.Insert(tl.weeks, i, kept)
+	for _, t := range days {
+		if t != nil {
+			t.weekly = true
+		}
+	}
 }
 
 // find returns the index of day d in tl.days, or where it would go; the
@@ -672,7 +773,7 @@ func (tl *timeline) findWeek(w int32) (int, bool) {
 // visitors of each span go into a scratch sketch under the page's secret,
 // one for all the periods and one for the period's own, for several. A
 // count of nothing is exact; any other is an estimate.
-func (tl *timeline) estimatedUnion(ctx context.Context, periods []domain.Period, each []domain.Count, epoch int) (domain.Count, error) {
+func (tl *timeline) estimatedUnion(ctx context.Context, s *Store, periods []domain.Period, each []domain.Count, epoch int) (domain.Count, error) {
 	tl.mu.RLock()
 	key := tl.key
 	tl.mu.RUnlock()
@@ -689,7 +790,7 @@ func (tl *timeline) estimatedUnion(ctx context.Context, periods []domain.Period,
 			tl.mu.RLock()
 			if tl.epoch != epoch {
 				tl.mu.RUnlock()
-				return tl.union(ctx, periods, each)
+				return tl.union(ctx, s, periods, each)
 			}
 			if j, found := tl.find(sp.Day); found {
 				tl.days[j].estimatedScan(sp, all, cur)
@@ -771,7 +872,7 @@ func (s *Store) PagesIn(ctx context.Context, p domain.Period) ([]domain.PageCoun
 			return err
 		}
 		var each [1]domain.Count
-		n, err := pg.days.union(ctx, []domain.Period{p}, each[:])
+		n, err := pg.days.union(ctx, s, []domain.Period{p}, each[:])
 		switch {
 		case errors.Is(err, domain.ErrNoDays):
 			return nil // see above: the page has no days

@@ -3,6 +3,7 @@ package memstore
 import (
 	"context"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -111,6 +112,107 @@ func TestDaysUnderTheMemoryLimit(t *testing.T) {
 	if st := s.Stats(); st.Conversions == 0 || st.Triples == 0 {
 		t.Errorf("Stats() = %+v: want conversions, and days still kept", st)
 	}
+}
+
+// TestWeeksMadeByRanges: the first range over a whole week that is over
+// (the page has views after it) makes the week's bitmap; views that come
+// late to its days go into it; a week scanned while a day of it changed,
+// a week not over, or a store with no room under its memory limit makes
+// none; retention that takes some of a week's days takes the week. Each
+// count is checked against the days read one by one (several periods
+// together use no weeks). November 2026: the 2nd, 9th and 16th are Mondays.
+func TestWeeksMadeByRanges(t *testing.T) {
+	t.Parallel()
+	s := New()
+	page := pageN(t, 1)
+	// Days 2 to 16, 50 visitors each, 40 of them also the next day's:
+	// day d has visitors 10d to 10d+49.
+	for d := 2; d <= 16; d++ {
+		for v := range 50 {
+			recordAt(t, s, page, visitorN(t, d*10+v), dayN(d))
+		}
+	}
+	tl := &s.lookup(page.String()).days
+	weeks := func() []int32 {
+		tl.mu.RLock()
+		defer tl.mu.RUnlock()
+		var ns []int32
+		for _, w := range tl.weeks {
+			ns = append(ns, w.n)
+		}
+		return ns
+	}
+	period := func(from, to int) domain.Period {
+		return domain.Period{From: domain.DayOf(dayN(from)).First(), To: domain.DayOf(dayN(to + 1)).First()}
+	}
+	// check counts days from to to, as one period and day by day.
+	check := func(from, to int, want int64) {
+		t.Helper()
+		one, err := s.Range(context.Background(), page, []domain.Period{period(from, to)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		two, err := s.Range(context.Background(), page, []domain.Period{period(from, to), period(from, from)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if one.Total.Visitors != want || two.Each[0].Visitors != want {
+			t.Errorf("days %d-%d: %d visitors, %d read day by day, want %d", from, to, one.Total.Visitors, two.Each[0].Visitors, want)
+		}
+	}
+	w9, w2 := weekOf(domain.DayOf(dayN(9))), weekOf(domain.DayOf(dayN(2)))
+	if got := weeks(); len(got) != 0 {
+		t.Fatalf("weeks %v before any range, want none", got)
+	}
+	check(9, 15, 110) // visitors 90 to 199
+	if got := weeks(); !slices.Equal(got, []int32{w9}) {
+		t.Fatalf("weeks %v after a range over the week of the 9th, want [%d]", got, w9)
+	}
+	check(16, 22, 50) // the week of the 16th is not over
+	if got := weeks(); !slices.Equal(got, []int32{w9}) {
+		t.Errorf("weeks %v after a range over the week of the 16th, want only [%d]", got, w9)
+	}
+	// Late views: a new visitor on the 11th, one already seen that week on
+	// the 12th, and one on the 10th seen on another day only.
+	recordAt(t, s, page, visitorN(t, 5000), dayN(11))
+	recordAt(t, s, page, visitorN(t, 95), dayN(12))
+	recordAt(t, s, page, visitorN(t, 30), dayN(10))
+	check(9, 15, 112)
+
+	// A scan of the week of the 2nd that a late view overtakes is not kept.
+	tl.mu.RLock()
+	epoch, words := tl.epoch, tl.index.n/64+1
+	var seen [7]int32
+	for k := range seen {
+		j, _ := tl.find(firstDay(w2) + domain.Day(k))
+		seen[k] = tl.days[j].n
+	}
+	tl.mu.RUnlock()
+	recordAt(t, s, page, visitorN(t, 6000), dayN(4))
+	s.keepWeek(tl, w2, make(bitmap, words), seen, epoch)
+	if got := weeks(); !slices.Equal(got, []int32{w9}) {
+		t.Errorf("weeks %v after keeping a week whose day changed, want only [%d]", got, w9)
+	}
+	// Nor is one past the memory limit.
+	s.opts.MemoryLimit = s.used() + 1
+	check(2, 8, 111) // 20 to 129, and the late one
+	if got := weeks(); !slices.Equal(got, []int32{w9}) {
+		t.Errorf("weeks %v at the memory limit, want only [%d]", got, w9)
+	}
+	s.opts.MemoryLimit = 0
+	check(2, 8, 111)
+	if got := weeks(); !slices.Equal(got, []int32{w2, w9}) {
+		t.Errorf("weeks %v, want [%d %d]", got, w2, w9)
+	}
+
+	// Retention takes days 2 to 10: both weeks go, and views that come
+	// late to what is left of the week of the 9th count.
+	s.DropDays(domain.DayOf(dayN(11)))
+	if got := weeks(); len(got) != 0 {
+		t.Errorf("weeks %v after their first days went, want none", got)
+	}
+	recordAt(t, s, page, visitorN(t, 7000), dayN(13))
+	check(11, 15, 93) // 110 to 199, 5000, 95 and 7000
 }
 
 // TestRangeDuringGrowth: a range read while writers grow the same day's

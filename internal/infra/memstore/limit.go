@@ -116,9 +116,14 @@ func (s *Store) shrink() {
 	// days (a flood of pages each with a few hundred visitors, each on a
 	// different day), the heaviest first: forgetting them would lose
 	// their all-time counts, this loses only their ranges.
+	// A page weighs its tables and its share of the arena's slack: the
+	// small tables of many pages, scattered over the arena, keep pages of
+	// it resident that no one table fills, and converting pages frees them.
 	pages = s.candidates(1)
+	bytes, slack := max(1, s.bytes.Load()), s.arena.slackBytes()
 	for i := range pages {
-		pages[i].count = pages[i].p.weight()
+		w := pages[i].p.weight()
+		pages[i].count = w + w*slack/bytes
 	}
 	slices.SortFunc(pages, func(a, b candidate) int { return cmp.Compare(b.count, a.count) })
 	converted := false
