@@ -287,9 +287,16 @@ func (tl *timeline) dropBefore(a *arena, first domain.Day) (days, bytes, triples
 }
 
 // nextLines returns the size, in cache lines, of the table that follows one
-// of lines lines: a quarter more. The tables of the days are at most 7/8
-// full, as a page's (see set).
-func nextLines(lines int) int { return lines + max(1, lines/growDiv) }
+// of lines lines: a quarter more, or twice as many below smallLines, where
+// a quarter is a line or less and growing a line at a time would copy a
+// table's entries once for every few added. The tables of the days are at
+// most 7/8 full, as a page's (see set).
+func nextLines(lines int) int {
+	if lines < smallLines {
+		return max(1, 2*lines)
+	}
+	return lines + lines/growDiv
+}
 
 // Both tables of the days pack their entries into cache lines, so that
 // finding an entry costs one line from memory, not one per array: an index
@@ -297,6 +304,7 @@ func nextLines(lines int) int { return lines + max(1, lines/growDiv) }
 const (
 	indexPerLine = 5
 	dayPerLine   = 10
+	smallLines   = 8
 )
 
 // ordIndex numbers the visitors of a page: a hash table of (table value of
