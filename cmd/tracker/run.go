@@ -195,15 +195,6 @@ func openStore(cfg *config, logger *slog.Logger) (*openedStore, error) {
 		})}
 	logger.Info("store", "kind", "memory", "counting", cfg.counting, "memory_limit", cfg.memoryLimit,
 		"memory_limit_from", cfg.memoryLimitFrom, "page_ttl", cfg.pageTTL, "retention_days", cfg.retention.Days)
-	o.close = every(time.Hour, func(now time.Time) {
-		if n := mem.DropDays(cfg.retention.KeepFrom(now)); n > 0 {
-			logger.Info("days past the retention dropped", "days", n, "retention_days", cfg.retention.Days)
-		}
-	})
-	if cfg.pageTTL > 0 {
-		stopDrop, stopExpire := o.close, expireEvery(mem, cfg.pageTTL, logger)
-		o.close = func() error { return errors.Join(stopExpire(), stopDrop()) }
-	}
 	if cfg.dataDir != "" {
 		ds, err := openDisk(cfg, logger, o.metrics, mem)
 		if err != nil {
@@ -211,13 +202,35 @@ func openStore(cfg *config, logger *slog.Logger) (*openedStore, error) {
 		}
 		o.store, o.health, o.close = ds, ds.Healthy, ds.Close
 	}
+	// Once what the disk held is back: its days past the retention go at
+	// once, and its weeks are made.
+	stops := []func() error{every(time.Hour, func(ctx context.Context, now time.Time) {
+		if n := mem.DropDays(cfg.retention.KeepFrom(now)); n > 0 {
+			logger.Info("days past the retention dropped", "days", n, "retention_days", cfg.retention.Days)
+		}
+		// The weeks over since the last tick, so that no range waits for them.
+		if n, err := mem.MakeWeeks(ctx, domain.DayOf(now)); n > 0 || err != nil {
+			logger.Debug("weeks made", "weeks", n, "err", err)
+		}
+	})}
+	if cfg.pageTTL > 0 {
+		stops = append(stops, expireEvery(mem, cfg.pageTTL, logger))
+	}
+	closeStore := o.close
+	o.close = func() error {
+		var errs []error
+		for _, stop := range stops {
+			errs = append(errs, stop())
+		}
+		return errors.Join(append(errs, closeStore())...)
+	}
 	return o, nil
 }
 
 // expireEvery removes the pages of mem idle for ttl, checking every quarter
 // of ttl (every minute at most), until the returned function is called.
 func expireEvery(mem *memstore.Store, ttl time.Duration, logger *slog.Logger) (stop func() error) {
-	return every(min(max(ttl/4, 10*time.Millisecond), time.Minute), func(now time.Time) {
+	return every(min(max(ttl/4, 10*time.Millisecond), time.Minute), func(_ context.Context, now time.Time) {
 		if n := mem.Expire(now, ttl); n > 0 {
 			logger.Debug("pages expired", "pages", n, "ttl", ttl)
 		}
@@ -225,24 +238,26 @@ func expireEvery(mem *memstore.Store, ttl time.Duration, logger *slog.Logger) (s
 }
 
 // every calls fn at once, then every tick, in a goroutine of its own, until
-// the returned function is called, which waits for fn to return.
-func every(tick time.Duration, fn func(now time.Time)) (stop func() error) {
-	done, stopped := make(chan struct{}), make(chan struct{})
+// the returned function is called, which ends fn's context and waits for
+// fn to return.
+func every(tick time.Duration, fn func(ctx context.Context, now time.Time)) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
 		t := time.NewTicker(tick)
 		defer t.Stop()
 		for now := time.Now(); ; {
-			fn(now)
+			fn(ctx, now)
 			select {
-			case <-done:
+			case <-ctx.Done():
 				return
 			case now = <-t.C:
 			}
 		}
 	}()
 	return func() error {
-		close(done)
+		cancel()
 		<-stopped
 		return nil
 	}

@@ -638,7 +638,7 @@ func (tl *timeline) union(ctx context.Context, s *Store, periods []domain.Period
 				over := !found && len(tl.days) > 0 && tl.days[len(tl.days)-1].day >= firstDay(w+1)
 				tl.mu.RUnlock()
 				if over {
-					bits, err := tl.makeWeek(ctx, s, w, words, epoch)
+					bits, _, err := tl.makeWeek(ctx, s, w, words, epoch)
 					if err != nil {
 						return domain.Count{}, err
 					}
@@ -677,20 +677,21 @@ func (tl *timeline) union(ctx context.Context, s *Store, periods []domain.Period
 }
 
 // makeWeek returns the visitors of week w, scanning its days one read lock
-// at a time as union does, and has s keep them as the week's bitmap
-// (keepWeek). It returns nil if what the days hold changed from epoch.
-func (tl *timeline) makeWeek(ctx context.Context, s *Store, w int32, words, epoch int) (bitmap, error) {
+// at a time as union does, has s keep them as the week's bitmap, and
+// reports whether it did (see keepWeek). It returns nil if what the days
+// hold changed from epoch.
+func (tl *timeline) makeWeek(ctx context.Context, s *Store, w int32, words, epoch int) (bitmap, bool, error) {
 	bits := make(bitmap, words)
 	var seen [7]int32 // the visitors of each day as scanned; -1: no such day
 	for k := range seen {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		d := firstDay(w) + domain.Day(k)
 		tl.mu.RLock()
 		if tl.epoch != epoch {
 			tl.mu.RUnlock()
-			return nil, nil
+			return nil, false, nil
 		}
 		seen[k] = -1
 		if j, found := tl.find(d); found {
@@ -700,21 +701,21 @@ func (tl *timeline) makeWeek(ctx context.Context, s *Store, w int32, words, epoc
 		tl.mu.RUnlock()
 	}
 	bits[0] &^= 1 // see bitmap
-	s.keepWeek(tl, w, bits, seen, epoch)
-	return bits, nil
+	return bits, s.keepWeek(tl, w, bits, seen, epoch), nil
 }
 
 // keepWeek makes bits the bitmap of week w of tl, unless a day of the week
 // changed since it was scanned (the visitors of each as seen), or what the
 // days hold changed from epoch: a week must be the union of its days. A
 // store with no room under its memory limit for the bitmap keeps none,
-// since that would only make it forget something else.
-func (s *Store) keepWeek(tl *timeline, w int32, bits bitmap, seen [7]int32, epoch int) {
+// since that would only make it forget something else. It reports
+// whether it kept bits.
+func (s *Store) keepWeek(tl *timeline, w int32, bits bitmap, seen [7]int32, epoch int) bool {
 	lines := (len(bits) + lineSlots - 1) / lineSlots
 	kept := week{n: w}
 	size := kept.bytes() + int64(lines*lineSlots)*8
 	if limit := s.opts.MemoryLimit; limit > 0 && s.used()+size > limit {
-		return
+		return false
 	}
 	tl.mu.Lock()
 	defer func() {
@@ -725,13 +726,13 @@ func (s *Store) keepWeek(tl *timeline, w int32, bits bitmap, seen [7]int32, epoc
 	}()
 	i, found := tl.findWeek(w)
 	if tl.epoch != epoch || found {
-		return
+		return false
 	}
 	var days [7]*dayTable
 	for k, n := range seen {
 		j, found := tl.find(firstDay(w) + domain.Day(k))
 		if found != (n >= 0) || found && tl.days[j].n != n {
-			return
+			return false
 		}
 		if found {
 			days[k] = &tl.days[j]
@@ -745,6 +746,7 @@ func (s *Store) keepWeek(tl *timeline, w int32, bits bitmap, seen [7]int32, epoc
 			t.weekly = true
 		}
 	}
+	return true
 }
 
 // find returns the index of day d in tl.days, or where it would go; the
@@ -943,6 +945,44 @@ func (s *Store) DropDays(first domain.Day) int64 {
 	})
 	s.daysDropped.Add(days)
 	return days
+}
+
+// MakeWeeks makes the bitmaps of the weeks over before day today that
+// have days and none yet, of every page, as the first range over each
+// would (see week), and returns how many it made. Called every so often,
+// it keeps a week's first long range from paying for it. It stops at
+// ctx's end.
+func (s *Store) MakeWeeks(ctx context.Context, today domain.Day) (int, error) {
+	made := 0
+	err := s.eachPage(func(_ string, p *page) error {
+		tl := &p.days
+		var todo []int32
+		tl.mu.RLock()
+		words, epoch := tl.index.n/64+1, tl.epoch
+		for i := 0; i < len(tl.days) && !tl.estimated && !tl.dropped && !tl.gone; i++ {
+			w := weekOf(tl.days[i].day)
+			if firstDay(w+1) > today {
+				break
+			}
+			if _, found := tl.findWeek(w); !found && (len(todo) == 0 || todo[len(todo)-1] != w) {
+				todo = append(todo, w)
+			}
+		}
+		tl.mu.RUnlock()
+		for _, w := range todo {
+			bits, kept, err := tl.makeWeek(ctx, s, w, words, epoch)
+			switch {
+			case err != nil:
+				return err
+			case bits == nil:
+				return nil // the page changed: a later pass will do
+			case kept:
+				made++
+			}
+		}
+		return nil
+	})
+	return made, err
 }
 
 // EachDay calls fn with every day of every page: the page, the UTC day, and

@@ -43,9 +43,38 @@ func rangePage(b *testing.B, opts Options, audience, gap, days int) (*Store, dom
 // audience of 120,000 ids, each coming on one day in eight: about 15,000
 // visitors a day, each on four days of thirty), and the all-time count of
 // the same page for comparison. The store holds 365 days of that traffic.
+//
+// days=365/cold is the 365-day range of a page whose weeks are not made
+// yet: the first range after a restart, or after weeks went by with no
+// range and no MakeWeeks; it makes them.
 func BenchmarkRange(b *testing.B) {
 	s, page := rangePage(b, Options{}, 120_000, 8, 365)
 	benchRanges(b, s, page)
+	b.Run("days=365/cold", func(b *testing.B) {
+		ctx := context.Background()
+		to := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, 365)
+		periods := []domain.Period{{From: domain.QuarterOf(to.AddDate(0, 0, -365)), To: domain.QuarterOf(to)}}
+		tl := &s.lookup(page.String()).days
+		for range b.N {
+			b.StopTimer()
+			tl.mu.Lock()
+			for i := range tl.weeks {
+				s.bytes.Add(-tl.weeks[i].release(s.arena))
+			}
+			tl.weeks = nil
+			for i := range tl.days {
+				tl.days[i].weekly = false
+			}
+			tl.mu.Unlock()
+			b.StartTimer()
+			if _, err := s.Range(ctx, page, periods); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if got := len(weeksOf(s, page)); got < 50 {
+			b.Fatalf("%d weeks made, want 52 or so", got)
+		}
+	})
 }
 
 // BenchmarkEstimatedRange is BenchmarkRange for the page's days estimated,

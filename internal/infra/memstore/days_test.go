@@ -2,6 +2,7 @@ package memstore
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -133,15 +134,7 @@ func TestWeeksMadeByRanges(t *testing.T) {
 		}
 	}
 	tl := &s.lookup(page.String()).days
-	weeks := func() []int32 {
-		tl.mu.RLock()
-		defer tl.mu.RUnlock()
-		var ns []int32
-		for _, w := range tl.weeks {
-			ns = append(ns, w.n)
-		}
-		return ns
-	}
+	weeks := func() []int32 { return weeksOf(s, page) }
 	period := func(from, to int) domain.Period {
 		return domain.Period{From: domain.DayOf(dayN(from)).First(), To: domain.DayOf(dayN(to + 1)).First()}
 	}
@@ -213,6 +206,81 @@ func TestWeeksMadeByRanges(t *testing.T) {
 	}
 	recordAt(t, s, page, visitorN(t, 7000), dayN(13))
 	check(11, 15, 93) // 110 to 199, 5000, 95 and 7000
+}
+
+// weeksOf returns the numbers of the weeks page has bitmaps of.
+func weeksOf(s *Store, page domain.PageURL) []int32 {
+	tl := &s.lookup(page.String()).days
+	tl.mu.RLock()
+	defer tl.mu.RUnlock()
+	var ns []int32
+	for _, w := range tl.weeks {
+		ns = append(ns, w.n)
+	}
+	return ns
+}
+
+// TestMakeWeeks: MakeWeeks makes the weeks over before the day it is
+// given, of every exact page, once, and none of an estimated page; ranges
+// then answer the same as the days read one by one; it stops at its
+// context's end. November 2026: the 2nd, 9th and 16th are Mondays.
+func TestMakeWeeks(t *testing.T) {
+	t.Parallel()
+	s := New()
+	ctx := context.Background()
+	pages := []domain.PageURL{pageN(t, 1), pageN(t, 2), pageN(t, 3)}
+	for d := 2; d <= 17; d++ {
+		for v := range 20 {
+			recordAt(t, s, pages[0], visitorN(t, d*10+v), dayN(d))
+			recordAt(t, s, pages[1], visitorN(t, v), dayN(d))
+			recordAt(t, s, pages[2], visitorN(t, d*10+v), dayN(d))
+		}
+	}
+	p := s.lookup(pages[2].String())
+	if _, ok := p.convert(s, true); !ok {
+		t.Fatal("convert: not done")
+	}
+	period := domain.Period{From: domain.DayOf(dayN(2)).First(), To: domain.DayOf(dayN(16)).First()}
+	want := make([]int64, len(pages))
+	for i, page := range pages[:2] {
+		// Two periods: the days one by one, which makes no week.
+		got, err := s.Range(ctx, page, []domain.Period{period, period})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[i] = got.Each[0].Visitors
+	}
+	if got := weeksOf(s, pages[0]); len(got) != 0 {
+		t.Fatalf("weeks %v before MakeWeeks, want none", got)
+	}
+
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := s.MakeWeeks(canceled, domain.DayOf(dayN(17))); !errors.Is(err, context.Canceled) {
+		t.Errorf("MakeWeeks(canceled) = %v, want context.Canceled", err)
+	}
+	made, err := s.MakeWeeks(ctx, domain.DayOf(dayN(17)))
+	if err != nil || made != 4 {
+		t.Errorf("MakeWeeks(the 17th) = %d, %v; want 4 (2 weeks of 2 exact pages)", made, err)
+	}
+	w2, w9 := weekOf(domain.DayOf(dayN(2))), weekOf(domain.DayOf(dayN(9)))
+	for _, page := range pages[:2] {
+		if got := weeksOf(s, page); !slices.Equal(got, []int32{w2, w9}) {
+			t.Errorf("%v: weeks %v, want [%d %d]: the week of the 16th is not over", page, got, w2, w9)
+		}
+	}
+	if got := weeksOf(s, pages[2]); len(got) != 0 {
+		t.Errorf("estimated page: weeks %v, want none", got)
+	}
+	for i, page := range pages[:2] {
+		got, err := s.Range(ctx, page, []domain.Period{period})
+		if err != nil || got.Total.Visitors != want[i] {
+			t.Errorf("%v: range %+v, %v with weeks; want %d visitors, as day by day", page, got.Total, err, want[i])
+		}
+	}
+	if made, err := s.MakeWeeks(ctx, domain.DayOf(dayN(17))); made != 0 || err != nil {
+		t.Errorf("MakeWeeks again = %d, %v; want 0, nil", made, err)
+	}
 }
 
 // TestRangeDuringGrowth: a range read while writers grow the same day's
