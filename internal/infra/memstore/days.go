@@ -696,7 +696,7 @@ func (tl *timeline) makeWeek(ctx context.Context, s *Store, w int32, words, epoc
 		seen[k] = -1
 		if j, found := tl.find(d); found {
 			seen[k] = tl.days[j].n
-			tl.days[j].scan(domain.Span{Day: d, To: domain.QuartersPerDay}, &bits, nil)
+			tl.days[j].orInto(&bits)
 		}
 		tl.mu.RUnlock()
 	}
@@ -849,6 +849,23 @@ func (t *dayTable) scan(sp domain.Span, all *bitmap, cur bitmap) (inAll, inCur i
 	}
 	*all = a
 	return inAll, inCur
+}
+
+// orInto sets in b the bit of every ordinal plus one of t, and bit 0 for
+// each empty entry: scan for a whole day, counting nothing, for makeWeek.
+func (t *dayTable) orInto(b *bitmap) {
+	w, bits := t.words(), *b
+	for line := 0; line < len(w); line += 4 * lineSlots {
+		l := w[line : line+3*dayPerLine : line+3*dayPerLine]
+		for j := 0; j < len(l); j += 3 {
+			e := uint32(l[j]) | uint32(l[j+1])<<16
+			if int(e>>6) >= len(bits) {
+				b.add(e) // an ordinal numbered after the bitmap was made
+				bits = *b
+			}
+			bits[e>>6] |= 1 << (e & 63)
+		}
+	}
 }
 
 // estimatedScan adds to all, and to cur if not nil, the keys of the
