@@ -87,7 +87,7 @@ bench: build ## Measure (about 10 min): store benchmarks, memory per pair and pe
 	git archive $(BEFORE_RANGES) | tar -x -C $(BENCH_OUT)/before-ranges
 	cd $(BENCH_OUT)/before-ranges && CGO_ENABLED=0 go build -trimpath -o ../tracker-before-ranges ./cmd/tracker
 	go run ./cmd/loadgen -tracker $(BIN) -baseline tracker -baseline-tracker $(BENCH_OUT)/tracker-before-ranges \
-		-workloads ingest-uniform,ingest-timed -rounds 9 -duration 2s -warmup 500ms -latency-duration 0 \
+		-workloads ingest-uniform,ingest-timed -rounds 15 -duration 2s -warmup 500ms -latency-duration 0 \
 		-out $(BENCH_OUT)/ranges-ingest.json | tee $(BENCH_OUT)/ranges-ingest.txt
 	@echo "== durability: a start over 10 million pairs (9M in the snapshot, 1M in the log)"
 	go test -run '^$$' -bench Recovery -benchtime 1x ./internal/infra/diskstore/ | tee $(BENCH_OUT)/recovery.txt

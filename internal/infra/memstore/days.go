@@ -163,11 +163,12 @@ func (tl *timeline) triples() int64 {
 // kept beside the days: a long range takes its whole weeks from these,
 // an OR of a few kilobytes each, and scans only the days at its ends.
 //
-// A week is made by the first range that covers it whole, once the page
-// has views after it (see keepWeek), not as views come: most views are of
-// the current week, and setting a bit for each would cost every view a
-// cache line or two. From then on the days of the week are marked weekly,
-// and a visitor new to one of them goes into the week's bitmap as well.
+// A week is made once it is over, by MakeWeeks or by the first range that
+// covers it whole once the page has views after it, whichever comes first
+// (see keepWeek), not as views come: most views are of the current week,
+// and setting a bit for each would cost every view a cache line or two.
+// From then on the days of the week are marked weekly, and a visitor new to
+// one of them goes into the week's bitmap as well.
 type week struct {
 	n    int32 // the week's number: days 4 to 10, the first Monday to Sunday, are week 1
 	bits bitmap
