@@ -120,10 +120,10 @@ func (s *Store) shrink() {
 	// small tables of many pages, scattered over the arena, keep pages of
 	// it resident that no one table fills, and converting pages frees them.
 	pages = s.candidates(1)
-	bytes, slack := max(1, s.bytes.Load()), s.arena.slackBytes()
+	share := float64(s.arena.slackBytes()) / float64(max(1, s.bytes.Load()))
 	for i := range pages {
 		w := pages[i].p.weight()
-		pages[i].count = w + w*slack/bytes
+		pages[i].count = w + int64(float64(w)*share)
 	}
 	slices.SortFunc(pages, func(a, b candidate) int { return cmp.Compare(b.count, a.count) })
 	converted := false
