@@ -184,8 +184,8 @@ func firstDay(n int32) domain.Day { return domain.Day(int64(n)*7 - 3) }
 // its entry, twice for the Go heap's garbage.
 func (w week) bytes() int64 { return int64(len(w.bits))*8 + 2*int64(unsafe.Sizeof(week{})) }
 
-// add sets bit e, growing the bitmap in a by a quarter, in whole lines, if
-// need be, and reports the bytes it grew.
+// add sets bit e, growing the bitmap in a as nextLines says, in whole
+// lines, if need be, and reports the bytes it grew.
 func (w *week) add(a *arena, e uint32) (grown int64) {
 	if need := int(e>>6) + 1; need > len(w.bits) {
 		lines := max(nextLines(len(w.bits)/lineSlots), (need+lineSlots-1)/lineSlots)
@@ -538,9 +538,12 @@ func (t *dayTable) release(a *arena) int64 {
 
 // Range answers the distinct visitors of page in each period and in all of
 // them together. Its cost is a pass over the visitors of each day the
-// periods touch; it holds the page's read lock for one day at a time, so
-// writers never wait for more than a day's scan. A page never seen has 0
-// everywhere. ctx is checked between days.
+// periods touch, but for whole weeks, which come from their bitmaps; it
+// holds the page's read lock for one day at a time, so writers never wait
+// for more than a day's scan. A week it covers that is over and has no
+// bitmap yet, it makes and keeps (see week): then it takes the page's lock
+// briefly, and accounts for the bitmap, which may shrink the store. A page
+// never seen has 0 everywhere. ctx is checked between days.
 func (s *Store) Range(ctx context.Context, page domain.PageURL, periods []domain.Period) (domain.RangeCount, error) {
 	if page.IsZero() {
 		return domain.RangeCount{}, fmt.Errorf("memstore: count the visitors of a zero page: %w", domain.ErrInvalid)
@@ -708,14 +711,23 @@ func (tl *timeline) makeWeek(ctx context.Context, s *Store, w int32, words, epoc
 // keepWeek makes bits the bitmap of week w of tl, unless a day of the week
 // changed since it was scanned (the visitors of each as seen), or what the
 // days hold changed from epoch: a week must be the union of its days. A
-// store with no room under its memory limit for the bitmap keeps none,
-// since that would only make it forget something else. It reports
-// whether it kept bits.
+// week without days keeps nothing, and a store with no room under its
+// memory limit for the bitmap keeps none, since that would only make it
+// forget something else. The bitmap kept ends at the week's last visitor,
+// as one set view by view would. It reports whether it kept bits.
 func (s *Store) keepWeek(tl *timeline, w int32, bits bitmap, seen [7]int32, epoch int) bool {
-	lines := (len(bits) + lineSlots - 1) / lineSlots
+	if seen == [7]int32{-1, -1, -1, -1, -1, -1, -1} {
+		return false
+	}
+	n := len(bits)
+	for n > 1 && bits[n-1] == 0 {
+		n--
+	}
+	bits = bits[:n]
+	lines := (n + lineSlots - 1) / lineSlots
 	kept := week{n: w}
 	size := kept.bytes() + int64(lines*lineSlots)*8
-	if limit := s.opts.MemoryLimit; limit > 0 && s.used()+size > limit {
+	if !s.roomFor(size) {
 		return false
 	}
 	tl.mu.Lock()
@@ -748,6 +760,13 @@ func (s *Store) keepWeek(tl *timeline, w int32, bits bitmap, seen [7]int32, epoc
 		}
 	}
 	return true
+}
+
+// roomFor reports whether the store's memory limit, if any, leaves room for
+// size bytes more.
+func (s *Store) roomFor(size int64) bool {
+	limit := s.opts.MemoryLimit
+	return limit <= 0 || s.used()+size <= limit
 }
 
 // find returns the index of day d in tl.days, or where it would go; the
@@ -966,10 +985,12 @@ func (s *Store) DropDays(first domain.Day) int64 {
 }
 
 // MakeWeeks makes the bitmaps of the weeks over before day today that
-// have days and none yet, of every page, as the first range over each
-// would (see week), and returns how many it made. Called every so often,
-// it keeps a week's first long range from paying for it. It stops at
-// ctx's end.
+// have days and none yet, of every exact page, as the first range over
+// each would (see week), and returns how many it made. Called every so
+// often, it keeps a week's first long range from paying for it. A page
+// whose days change meanwhile (it becomes estimated) is left to a later
+// pass, and so is every week once the store has no room under its memory
+// limit for one more. It stops at ctx's end.
 func (s *Store) MakeWeeks(ctx context.Context, today domain.Day) (int, error) {
 	made := 0
 	err := s.eachPage(func(_ string, p *page) error {
@@ -988,6 +1009,9 @@ func (s *Store) MakeWeeks(ctx context.Context, today domain.Day) (int, error) {
 		}
 		tl.mu.RUnlock()
 		for _, w := range todo {
+			if !s.roomFor(int64(words) * 8) { // spare the scan keepWeek would refuse
+				return nil
+			}
 			bits, kept, err := tl.makeWeek(ctx, s, w, words, epoch)
 			switch {
 			case err != nil:

@@ -281,6 +281,47 @@ func TestMakeWeeks(t *testing.T) {
 	if made, err := s.MakeWeeks(ctx, domain.DayOf(dayN(17))); made != 0 || err != nil {
 		t.Errorf("MakeWeeks again = %d, %v; want 0, nil", made, err)
 	}
+	// A late view of a new visitor, numbered past the week's bitmap, goes
+	// into it.
+	recordAt(t, s, pages[0], visitorN(t, 9000), dayN(3))
+	one, err := s.Range(ctx, pages[0], []domain.Period{period})
+	two, err2 := s.Range(ctx, pages[0], []domain.Period{period, period})
+	if err != nil || err2 != nil || one.Total.Visitors != want[0]+1 || two.Each[0].Visitors != want[0]+1 {
+		t.Errorf("after a late view: %+v (%v) with weeks, %+v (%v) day by day; want %d", one.Total, err, two.Each[0], err2, want[0]+1)
+	}
+}
+
+// TestWeekBitmapSize: a week's bitmap ends at its last visitor's word, in
+// whole lines, whatever the page's visitors since; a week without days
+// has none, though a range over it is over.
+func TestWeekBitmapSize(t *testing.T) {
+	t.Parallel()
+	s := New()
+	page := pageN(t, 1)
+	for v := range 50 { // ordinals 0 to 49, in the week of the 2nd
+		recordAt(t, s, page, visitorN(t, v), dayN(3))
+	}
+	for v := range 2000 { // 50 to 2049, in the week of the 9th
+		recordAt(t, s, page, visitorN(t, 100+v), dayN(10))
+	}
+	recordAt(t, s, page, visitorN(t, 5000), dayN(16)) // the weeks before are over
+	// A range from October 26th: its first week has no days.
+	r := domain.Period{From: domain.DayOf(dayN(2).AddDate(0, 0, -7)).First(), To: domain.DayOf(dayN(16)).First()}
+	got, err := s.Range(context.Background(), page, []domain.Period{r})
+	if err != nil || got.Total.Visitors != 2050 {
+		t.Fatalf("Range = %+v, %v; want 2050 visitors", got.Total, err)
+	}
+	tl := &s.lookup(page.String()).days
+	tl.mu.RLock()
+	defer tl.mu.RUnlock()
+	var lens []int
+	for _, w := range tl.weeks {
+		lens = append(lens, len(w.bits))
+	}
+	// Bits 1 to 50: one word, one line; bits up to 2050: 33 words, 5 lines.
+	if want := []int{lineSlots, 5 * lineSlots}; !slices.Equal(lens, want) {
+		t.Errorf("week bitmaps of %v words, want %v (the weeks of the 2nd and the 9th only)", lens, want)
+	}
 }
 
 // TestRangeDuringGrowth: a range read while writers grow the same day's

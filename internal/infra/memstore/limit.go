@@ -61,8 +61,9 @@ type candidate struct {
 // no other writer is shrinking it: first by moving the visitors of its
 // largest exact pages into sketches (their days estimated), then, if that
 // is not enough, by giving up the estimated days of the pages with most,
-// then by moving into sketches the exact pages that, with their days, weigh
-// more than one, their days given up at once, and last by forgetting the
+// then by moving into sketches the exact pages that, with their days and
+// their share of the arena's slack, weigh more than one, their days given
+// up at once, and last by forgetting the
 // pages that have gone longest without an event. It runs in
 // the writer that passed the limit, holding no lock but s.shrinking while it
 // walks the shards (each under its read lock, briefly) and one page's locks
@@ -115,23 +116,24 @@ func (s *Store) shrink() {
 	// Then the exact pages too small alone for a sketch but not with their
 	// days (a flood of pages each with a few hundred visitors, each on a
 	// different day), the heaviest first: forgetting them would lose
-	// their all-time counts, this loses only their ranges.
-	// A page weighs its tables and its share of the arena's slack: the
+	// their all-time counts, this loses only their ranges. "Too small" is
+	// reckoned with the arena's slack spread over the bytes it holds:
 	// small tables of many pages, scattered over the arena, keep pages of
-	// it resident that no one table fills, and converting pages frees them.
+	// it resident that no one table fills, and converting such pages, each
+	// a little lighter than a sketch on its own bytes, frees them.
 	pages = s.candidates(1)
-	share := float64(s.arena.slackBytes()) / float64(max(1, s.bytes.Load()))
 	for i := range pages {
-		w := pages[i].p.weight()
-		pages[i].count = w + int64(float64(w)*share)
+		pages[i].count = pages[i].p.weight()
 	}
+	bytes := max(1, s.bytes.Load())
+	heavy := int64(float64(sketchWeight) * float64(bytes) / float64(bytes+s.arena.slackBytes()))
 	slices.SortFunc(pages, func(a, b candidate) int { return cmp.Compare(b.count, a.count) })
 	converted := false
 	for _, c := range pages {
 		if s.used() <= target {
 			return
 		}
-		if c.count < sketchWeight {
+		if c.count < heavy {
 			break
 		}
 		s.convert(c.p, false)
