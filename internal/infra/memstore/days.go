@@ -66,8 +66,9 @@ type timeline struct {
 	// restored is set, with dropped, on a page restored from a sketch,
 	// whose estimated days may follow (see RecordEstimatedDay).
 	restored bool
-	// epoch counts the changes of what the days hold (estimated, dropped),
-	// so that a range that releases mu between days sees one.
+	// epoch counts the changes of what the days hold (estimated, dropped,
+	// days gone with the retention), so that a range that releases mu
+	// between days sees one.
 	epoch int
 }
 
@@ -283,6 +284,9 @@ func (tl *timeline) dropBefore(a *arena, first domain.Day) (days, bytes, triples
 	tl.weeks = slices.Delete(tl.weeks, 0, w)
 	for k := 0; k < len(tl.days) && firstDay(weekOf(tl.days[k].day)) < first; k++ {
 		tl.days[k].weekly = false // its week went
+	}
+	if i > 0 || w > 0 {
+		tl.epoch++ // a week scanned before is no longer the union of its days
 	}
 	return int64(i), bytes, triples
 }

@@ -291,6 +291,79 @@ func TestMakeWeeks(t *testing.T) {
 	}
 }
 
+// TestWeeksUnderConcurrency: writers add late views to the days of weeks
+// that MakeWeeks and ranges make meanwhile, and retention takes the first
+// days once; at the end every week is the union of its days, and a day is
+// marked weekly exactly when its week has a bitmap. Run under -race by
+// make test.
+func TestWeeksUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	s := New()
+	ctx := context.Background()
+	page := pageN(t, 1)
+	for d := 2; d <= 17; d++ {
+		recordAt(t, s, page, visitorN(t, d), dayN(d))
+	}
+	whole := domain.Period{From: domain.DayOf(dayN(2)).First(), To: domain.DayOf(dayN(16)).First()}
+	var wg sync.WaitGroup
+	for w := range 2 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 1))
+			for range 3000 {
+				recordAt(t, s, page, visitorN(t, rng.IntN(3000)), dayN(2+rng.IntN(15)))
+			}
+		})
+	}
+	wg.Go(func() {
+		for i := range 30 {
+			if _, err := s.MakeWeeks(ctx, domain.DayOf(dayN(17))); err != nil {
+				t.Error(err)
+				return
+			}
+			if i == 10 {
+				s.DropDays(domain.DayOf(dayN(4)))
+			}
+		}
+	})
+	wg.Go(func() {
+		for range 30 {
+			if _, err := s.Range(ctx, page, []domain.Period{whole}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	wg.Wait()
+
+	tl := &s.lookup(page.String()).days
+	tl.mu.RLock()
+	defer tl.mu.RUnlock()
+	made := map[int32]bool{}
+	for _, w := range tl.weeks {
+		made[w.n] = true
+		union := make(bitmap, tl.index.n/64+1)
+		for _, d := range tl.days {
+			if weekOf(d.day) == w.n {
+				d.each(func(o uint32, _ uint16) { union.add(o + 1) })
+			}
+		}
+		for e := uint32(1); e <= uint32(tl.index.n); e++ {
+			inWeek := int(e>>6) < len(w.bits) && w.bits[e>>6]&(1<<(e&63)) != 0
+			if inDays := union[e>>6]&(1<<(e&63)) != 0; inWeek != inDays {
+				t.Fatalf("week %d: ordinal %d in its bitmap %v, in its days %v", w.n, e-1, inWeek, inDays)
+			}
+		}
+	}
+	if len(made) == 0 {
+		t.Fatal("no week made")
+	}
+	for _, d := range tl.days {
+		if d.weekly != made[weekOf(d.day)] {
+			t.Errorf("day %v: weekly %v, its week made %v", d.day, d.weekly, made[weekOf(d.day)])
+		}
+	}
+}
+
 // TestWeekBitmapSize: a week's bitmap ends at its last visitor's word, in
 // whole lines, whatever the page's visitors since; a week without days
 // has none, though a range over it is over.
