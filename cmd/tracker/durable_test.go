@@ -213,6 +213,37 @@ func TestRestartKeepsCounts(t *testing.T) {
 	}
 }
 
+// TestRestartDropsDaysPastRetention: the days a restart brings back from
+// disk that a shorter -retention no longer keeps go at once, not an hour
+// later, and their page's all-time count stays.
+func TestRestartDropsDaysPastRetention(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	in := start(t, nil, "-data-dir", dir, "-retention", "30")
+	page := durablePages[0]
+	for i, days := range []int{10, 9, 0} {
+		body := fmt.Sprintf(`{"visitor_id":"v%d","url":%q,"time":%q}`, i, page, time.Now().AddDate(0, 0, -days).UTC().Format(time.RFC3339))
+		if status, _, resp := in.do(t, "POST", "/api/v1/events", "application/json", body); status != http.StatusAccepted {
+			t.Fatalf("post %s: %d %s", body, status, resp)
+		}
+	}
+	in.stop()
+	<-in.done
+
+	again := start(t, nil, "-data-dir", dir, "-retention", "5")
+	select {
+	case line := <-again.logs.waitFor("days past the retention dropped"):
+		if line["days"].(float64) != 2 {
+			t.Errorf("dropped %v days at start, want 2 (10 and 9 days ago); logs:\n%s", line["days"], again.logs)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no days dropped at start; logs:\n%s", again.logs)
+	}
+	if _, n := again.visitors(t, page); n != 3 {
+		t.Errorf("%d visitors all-time after the restart, want 3", n)
+	}
+}
+
 // TestCorruptDataStopsStart: a data directory that cannot be read stops
 // the start with an error naming the file, rather than start empty.
 func TestCorruptDataStopsStart(t *testing.T) {
