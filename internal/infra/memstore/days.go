@@ -643,7 +643,7 @@ func (tl *timeline) union(ctx context.Context, s *Store, periods []domain.Period
 				}
 				// A week with views after it is over, but for late ones:
 				// worth making.
-				over := !found && len(tl.days) > 0 && tl.days[len(tl.days)-1].day >= firstDay(w+1)
+				over := !found && len(tl.days) > 0 && tl.last >= firstDay(w+1)
 				tl.mu.RUnlock()
 				if over {
 					bits, _, err := tl.makeWeek(ctx, s, w, words, epoch)
