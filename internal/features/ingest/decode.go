@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -67,7 +66,7 @@ func timeOf(c domain.Clock, raw []byte) (domain.Quarter, error) {
 	if raw == nil {
 		return domain.QuarterOf(now), nil
 	}
-	t, err := time.Parse(time.RFC3339, string(raw))
+	t, err := parseTime(raw)
 	if err != nil {
 		return 0, &domain.FieldError{Field: "time", Reason: "must be an RFC 3339 timestamp, such as 2026-12-01T09:30:00Z"}
 	}

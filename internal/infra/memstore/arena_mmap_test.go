@@ -60,7 +60,7 @@ func TestArenaReusesAndMerges(t *testing.T) {
 func TestFreeListsCount(t *testing.T) {
 	t.Parallel()
 	a := newArena()
-	const tables = 80_000
+	const tables = 160_000
 	blocks := make([][]uint64, tables)
 	for i := range blocks {
 		blocks[i] = a.alloc(lineSlots)
@@ -76,6 +76,12 @@ func TestFreeListsCount(t *testing.T) {
 	for i := 1; i < tables; i += 2 {
 		a.free(blocks[i])
 	}
+	// The last blocks freed are kept for reuse (see arena.kept) until the
+	// arena drains them, as it does before it hands pages back.
+	a.mu.Lock()
+	a.drain()
+	a.publishSlack()
+	a.mu.Unlock()
 	c := a.wild
 	if len(c.free) != 1 || c.peak > tables/2/8 {
 		t.Errorf("after every block is freed: %d free blocks, peak %d; want 1 and the maps made anew from %d", len(c.free), c.peak, tables/2)
@@ -153,5 +159,50 @@ func TestArenaSlack(t *testing.T) {
 	a.free(rest)
 	if got := pageSlack(); got != 0 {
 		t.Errorf("every table freed: slack %d, want 0", got)
+	}
+}
+
+// A small block freed is kept for the next table of its size, which gets
+// it back zeroed, without the free maps; it counts as free on its page; past
+// keptMax of a size, blocks go to the free maps; and once drained, kept
+// blocks merge with their neighbours.
+func TestArenaKeepsSmallBlocks(t *testing.T) {
+	t.Parallel()
+	a := newArena()
+	pageSlack := func() int64 { return a.slackBytes() - int64(a.listBytes()) }
+	const size = 2 * lineSlots
+	blocks := make([][]uint64, keptMax+2)
+	for i := range blocks {
+		blocks[i] = a.alloc(size)
+		blocks[i][0] = uint64(i + 1)
+	}
+	guard := a.alloc(lineSlots) // keeps the last block from the chunk's uncut rest
+	c := a.wild
+	before := pageSlack()
+	a.free(blocks[0])
+	if got, want := pageSlack()-before, int64(size*8); got != want {
+		t.Errorf("a kept block adds %d bytes of slack, want its %d", got, want)
+	}
+	if len(c.free) != 0 {
+		t.Errorf("a kept block is in the free maps: %v", c.free)
+	}
+	again := a.alloc(size)
+	if &again[0] != &blocks[0][0] || again[0] != 0 {
+		t.Errorf("the next table of the size: %p (first word %d), want the kept %p, zeroed", &again[0], again[0], &blocks[0][0])
+	}
+	blocks[0] = again
+	for _, b := range blocks[:keptMax+1] {
+		a.free(b)
+	}
+	if len(a.kept[size/lineSlots-1]) != keptMax || len(c.free) != 1 {
+		t.Errorf("%d blocks freed: %d kept and %d free blocks, want %d and 1", keptMax+1, len(a.kept[size/lineSlots-1]), len(c.free), keptMax)
+	}
+	a.free(blocks[keptMax+1])
+	a.free(guard)
+	a.mu.Lock()
+	a.drain()
+	a.mu.Unlock()
+	if len(c.free) != 1 || c.free[0] != uint32(c.cut) || a.live != 0 {
+		t.Errorf("every block freed and drained: free blocks %v, %d bytes live; want one of %d bytes at 0, none live", c.free, a.live, c.cut)
 	}
 }
