@@ -2,6 +2,8 @@
 
 package memstore
 
+import "unsafe"
+
 // arena stands in for the mapped arena of arena_mmap.go where that one is
 // not built: on systems other than Linux, and under the race detector, which
 // does not see memory outside the Go heap and so would not check the tables.
@@ -21,3 +23,13 @@ func (a *arena) slackBytes() int64 { return 0 }
 
 // free leaves t to the garbage collector.
 func (a *arena) free(t []uint64) {}
+
+// tableRef is where a day's table is: here a pointer, which keeps the
+// block alive (arena_mmap.go's is an address the collector does not scan).
+type tableRef struct{ p unsafe.Pointer }
+
+// refTo returns the reference of block b.
+func refTo(b []uint64) tableRef { return tableRef{unsafe.Pointer(unsafe.SliceData(b))} }
+
+// ptr returns the block's address, nil for none.
+func (r tableRef) ptr() unsafe.Pointer { return r.p }

@@ -90,7 +90,29 @@ type arena struct {
 	// noPopulate is set once the kernel refuses MADV_POPULATE_WRITE (before
 	// Linux 5.14).
 	noPopulate atomic.Bool
+	// heap keeps the blocks taken from the Go heap after a refused mapping,
+	// by address, until freed: a tableRef does not keep them. Guarded by mu.
+	heap map[uintptr][]uint64
 }
+
+// tableRef is where a day's table is: the address of its block. The days'
+// entries are most of a store's Go heap, and with a pointer in each, the
+// garbage collector scanned them all on every cycle (a third of its work
+// under ingest) to find pointers it does not follow anyway, the arena's
+// mappings not being its heap. An address is not a pointer to it: the
+// entries are marked without being scanned. The block must come from an
+// arena, not a nil one, which keeps a block it had to take from the Go heap
+// (see arena.heap).
+type tableRef struct{ addr uintptr }
+
+// refTo returns the reference of block b.
+func refTo(b []uint64) tableRef { return tableRef{uintptr(unsafe.Pointer(unsafe.SliceData(b)))} }
+
+// ptr returns the block's address as a pointer, nil for none. It reads the
+// address as a pointer rather than converting it, a conversion vet would
+// rightly flag for memory the garbage collector moves or frees; neither
+// happens to the arena's blocks.
+func (r tableRef) ptr() unsafe.Pointer { return *(*unsafe.Pointer)(unsafe.Pointer(&r.addr)) }
 
 // extent is a free block, known by its chunk and offset.
 type extent struct {
@@ -183,7 +205,7 @@ func (a *arena) alloc(slots int) []uint64 {
 		a.noPopulate.Store(true)
 	}
 	if p == nil {
-		return make([]uint64, slots)
+		return a.heapBlock(slots)
 	}
 	t := unsafe.Slice((*uint64)(p), slots)
 	if reused {
@@ -195,6 +217,19 @@ func (a *arena) alloc(slots int) []uint64 {
 		}
 		clear(t)
 	}
+	return t
+}
+
+// heapBlock returns a table of size slots from the Go heap, which the arena
+// keeps alive until it is freed.
+func (a *arena) heapBlock(slots int) []uint64 {
+	t := make([]uint64, slots)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.heap == nil {
+		a.heap = make(map[uintptr][]uint64)
+	}
+	a.heap[uintptr(unsafe.Pointer(unsafe.SliceData(t)))] = t
 	return t
 }
 
@@ -323,6 +358,7 @@ func (a *arena) free(t []uint64) {
 	switch {
 	case c == nil:
 		// From the Go heap, after a refused mapping: the collector's.
+		delete(a.heap, uintptr(p))
 	case c.live == nil:
 		a.chunks.remove(c)
 		_ = syscall.Munmap(c.mem) // fails only on a bad address

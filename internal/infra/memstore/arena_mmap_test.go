@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/webtracker/tracker/internal/domain"
 )
@@ -205,4 +206,30 @@ func TestArenaKeepsSmallBlocks(t *testing.T) {
 	if len(c.free) != 1 || c.free[0] != uint32(c.cut) || a.live != 0 {
 		t.Errorf("every block freed and drained: free blocks %v, %d bytes live; want one of %d bytes at 0, none live", c.free, a.live, c.cut)
 	}
+}
+
+// A block the arena takes from the Go heap, when the OS refuses a mapping,
+// stays alive while a day's table refers to it, which a tableRef alone
+// would not ensure, and goes once freed.
+func TestArenaKeepsHeapBlocks(t *testing.T) {
+	a := newArena()
+	var day dayTable
+	day.setBlk(a.heapBlock(lineSlots))
+	day.blk()[0] = 42
+	w := weak.Make(&day.blk()[0])
+	runtime.GC()
+	runtime.GC()
+	if w.Value() == nil || day.blk()[0] != 42 {
+		t.Fatal("a block from the Go heap was collected while a table referred to it")
+	}
+	a.free(day.blk())
+	day = dayTable{}
+	defer runtime.KeepAlive(a) // the arena lives on: only its free lets the block go
+	for range 10 {
+		runtime.GC()
+		if w.Value() == nil {
+			return
+		}
+	}
+	t.Error("a block from the Go heap stayed alive after it was freed")
 }

@@ -423,22 +423,23 @@ type dayTable struct {
 	// visitors then go into too (see week).
 	weekly bool
 	// block is the table's memory, lines cache lines of the arena: a
-	// pointer rather than a slice, to keep the table's entry in the page's
-	// list at 24 bytes.
-	block unsafe.Pointer
+	// reference rather than a slice, to keep the table's entry in the
+	// page's list at 24 bytes, and one the garbage collector need not
+	// follow where the arena is off its heap (see tableRef).
+	block tableRef
 }
 
 // blk returns t's block as a slice.
 func (t *dayTable) blk() []uint64 {
-	if t.block == nil {
+	if t.block.ptr() == nil {
 		return nil
 	}
-	return unsafe.Slice((*uint64)(t.block), int(t.lines)*lineSlots)
+	return unsafe.Slice((*uint64)(t.block.ptr()), int(t.lines)*lineSlots)
 }
 
 // setBlk makes b t's block.
 func (t *dayTable) setBlk(b []uint64) {
-	t.block, t.lines = unsafe.Pointer(unsafe.SliceData(b)), int32(len(b)/lineSlots)
+	t.block, t.lines = refTo(b), int32(len(b)/lineSlots)
 }
 
 // size returns the number of entries of t.
@@ -447,7 +448,7 @@ func (t *dayTable) size() int { return int(t.lines) * dayPerLine }
 // words returns t's block as 16-bit words: entry i is the three words from
 // dayAt(i), the ordinal plus one's low and high halves, then the Seen bits.
 func (t *dayTable) words() []uint16 {
-	return unsafe.Slice((*uint16)(t.block), 4*int(t.lines)*lineSlots)
+	return unsafe.Slice((*uint16)(t.block.ptr()), 4*int(t.lines)*lineSlots)
 }
 
 func dayAt(i int) int { return i/dayPerLine*(4*lineSlots) + i%dayPerLine*3 }
@@ -521,7 +522,7 @@ func (t *dayTable) grow(a *arena) int64 {
 		j := dayAt(i)
 		w[j], w[j+1], w[j+2] = uint16(o+1), uint16((o+1)>>16), seen
 	})
-	if old.block != nil {
+	if old.block.ptr() != nil {
 		a.free(old.blk())
 	}
 	return int64(t.lines-old.lines) * lineSlots * 8
@@ -533,10 +534,10 @@ func (t *dayTable) bytes() int64 { return int64(t.lines) * lineSlots * 8 }
 // release returns the day's table to a and reports its bytes.
 func (t *dayTable) release(a *arena) int64 {
 	n := t.bytes()
-	if t.block != nil {
+	if t.block.ptr() != nil {
 		a.free(t.blk())
 	}
-	t.block, t.lines = nil, 0
+	t.block, t.lines = tableRef{}, 0
 	return n
 }
 
@@ -847,7 +848,7 @@ func (tl *timeline) estimatedUnion(ctx context.Context, s *Store, periods []doma
 // the span, or empty, goes to bit 0: the loop has no branch but the
 // bitmaps' bounds.
 func (t *dayTable) scan(sp domain.Span, all *bitmap, cur bitmap) (inAll, inCur int64) {
-	bs := unsafe.Slice((*byte)(t.block), 8*int(t.lines)*lineSlots)
+	bs := unsafe.Slice((*byte)(t.block.ptr()), 8*int(t.lines)*lineSlots)
 	from, to := int64(sp.From), int64(sp.To)
 	a := *all
 	for line := 0; line+lineSlots*8 <= len(bs); line += lineSlots * 8 {
@@ -895,7 +896,7 @@ func (t *dayTable) orInto(b *bitmap) {
 // estimatedScan adds to all, and to cur if not nil, the keys of the
 // visitors of t seen in span sp, read as scan reads them.
 func (t *dayTable) estimatedScan(sp domain.Span, all, cur *sketch) {
-	bs := unsafe.Slice((*byte)(t.block), 8*int(t.lines)*lineSlots)
+	bs := unsafe.Slice((*byte)(t.block.ptr()), 8*int(t.lines)*lineSlots)
 	from, to := uint64(sp.From), uint64(sp.To)
 	for line := 0; line+lineSlots*8 <= len(bs); line += lineSlots * 8 {
 		l := bs[line : line+lineSlots*8 : line+lineSlots*8]
