@@ -103,8 +103,7 @@ func daysFromCivil(y, m, d int) int64 {
 	if m <= 2 {
 		y--
 	}
-	era := (y + 400) / 400 // years from -1 on, so that the division floors
-	era--
+	era := (y+400)/400 - 1 // floors for y = -1 (January 0000) too
 	yoe := y - era*400
 	mp := (m + 9) % 12
 	doy := (153*mp+2)/5 + d - 1

@@ -63,8 +63,8 @@ type candidate struct {
 // is not enough, by giving up the estimated days of the pages with most,
 // then by moving into sketches the exact pages that, with their days and
 // their share of the arena's slack, weigh more than one, their days given
-// up at once, and last by forgetting the
-// pages that have gone longest without an event. It runs in
+// up at once, and last by forgetting the pages that have gone longest
+// without an event. It runs in
 // the writer that passed the limit, holding no lock but s.shrinking while it
 // walks the shards (each under its read lock, briefly) and one page's locks
 // at a time while it converts; other writers go on meanwhile, and the ones
