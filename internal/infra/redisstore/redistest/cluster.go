@@ -31,13 +31,10 @@ func StartCluster(tb testing.TB, extra ...string) *Cluster {
 	cli := lookPath(tb, "redis-cli")
 	c := &Cluster{tb: tb}
 	for range 6 {
-		bus, err := freeAddr() // the cluster bus; its default, port+10000, may be past 65535
-		if err != nil {
-			tb.Fatal(err)
-		}
-		_, busPort, _ := net.SplitHostPort(bus)
+		// Each node has a bus port of its own (its default, port+10000, may
+		// be past 65535 or taken).
 		args := append([]string{
-			"--cluster-enabled", "yes", "--cluster-port", busPort,
+			"--cluster-enabled", "yes",
 			"--cluster-config-file", "nodes.conf",
 			"--cluster-node-timeout", strconv.Itoa(int(NodeTimeout / time.Millisecond)),
 			// A replica takes over however long it was cut off from its
@@ -45,7 +42,7 @@ func StartCluster(tb testing.TB, extra ...string) *Cluster {
 			"--cluster-replica-validity-factor", "0",
 			"--appendfsync", "everysec",
 		}, extra...)
-		c.Nodes = append(c.Nodes, Start(tb, args...))
+		c.Nodes = append(c.Nodes, startServer(tb, true, args))
 	}
 	create := []string{"--cluster", "create"}
 	for _, n := range c.Nodes {

@@ -30,6 +30,7 @@ type Server struct {
 	exited chan struct{} // closed once cmd has exited and been reaped
 	tb     testing.TB
 	extra  []string
+	bus    string // a cluster node's bus port; "" for a lone server
 }
 
 // URL is the server's address as a -redis-url.
@@ -41,13 +42,26 @@ func (s *Server) URL() string { return "redis://" + s.Addr }
 // arguments, which win over these (e.g. "--appendonly", "no").
 func Start(tb testing.TB, extra ...string) *Server {
 	tb.Helper()
+	return startServer(tb, false, extra)
+}
+
+// startServer starts a lone server, or a cluster node with a bus port of
+// its own.
+func startServer(tb testing.TB, node bool, extra []string) *Server {
+	tb.Helper()
 	s := &Server{dir: tb.TempDir(), path: lookPath(tb, "redis-server"), tb: tb, extra: extra}
 	var err error
 	// A port free a moment ago may be taken by another test's server before
-	// this one binds it: then this one exits, and another port is tried.
+	// this one binds it: then this one exits, and other ports are tried, the
+	// bus port too.
 	for range 5 {
 		if s.Addr, err = freeAddr(); err != nil {
 			tb.Fatal(err)
+		}
+		if node {
+			if s.bus, err = freePort(s.Addr); err != nil {
+				tb.Fatal(err)
+			}
 		}
 		if err = s.start(); err == nil {
 			tb.Cleanup(s.Kill)
@@ -74,6 +88,17 @@ func lookPath(tb testing.TB, name string) string {
 	return path
 }
 
+// freePort is a free loopback port other than addr's.
+func freePort(addr string) (string, error) {
+	for {
+		a, err := freeAddr()
+		if err != nil || a != addr {
+			_, port, _ := net.SplitHostPort(a)
+			return port, err
+		}
+	}
+}
+
 func freeAddr() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -87,10 +112,14 @@ func freeAddr() (string, error) {
 // (its process id), not another server that took the port.
 func (s *Server) start() error {
 	_, port, _ := net.SplitHostPort(s.Addr)
-	s.cmd = exec.Command(s.path, append([]string{
+	args := []string{
 		"--bind", "127.0.0.1", "--port", port, "--dir", s.dir,
 		"--save", "", "--appendonly", "yes", "--appendfsync", "always",
-		"--protected-mode", "no", "--loglevel", "warning"}, s.extra...)...)
+		"--protected-mode", "no", "--loglevel", "warning"}
+	if s.bus != "" {
+		args = append(args, "--cluster-port", s.bus)
+	}
+	s.cmd = exec.Command(s.path, append(args, s.extra...)...)
 	var out strings.Builder
 	s.cmd.Stdout, s.cmd.Stderr = &out, &out
 	if err := s.cmd.Start(); err != nil {
