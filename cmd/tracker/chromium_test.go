@@ -286,9 +286,17 @@ func TestDashboardRanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The days are Tokyo's today and the days before it: a test that ran
+	// across midnight there (15:00 UTC) would see them move, so one that
+	// starts in the last minute before it waits for the new day.
+	now := time.Now().In(tokyo)
+	if midnight := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, tokyo); midnight.Sub(now) < time.Minute {
+		t.Logf("waiting %v for midnight in Tokyo", midnight.Sub(now).Round(time.Second))
+		time.Sleep(time.Until(midnight) + time.Second)
+		now = time.Now().In(tokyo)
+	}
 	tracker := start(t, nil)
 	const a, b, old = "https://shop.example.com/a", "https://shop.example.com/b", "https://shop.example.com/old"
-	now := time.Now().In(tokyo)
 	// at is hour o'clock in Tokyo, n days before today there.
 	at := func(n, hour int) time.Time {
 		return time.Date(now.Year(), now.Month(), now.Day()-n, hour, 0, 0, 0, tokyo)
