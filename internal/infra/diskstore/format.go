@@ -48,14 +48,15 @@ import (
 // and when on that day each was seen (domain.Seen.Bits: the first quarter
 // of the day in the high byte, the last in the low); it adds to the day
 // only, never to the page's all-time visitors, which its page record holds.
-// Writers put every page record before the day records, but readers take
-// them in any order: a page may have days and no page record (it was made
-// during the snapshot, and the log after it holds its events), or a page
-// record and no days.
+// Writers put each page's day records right after its page record
+// (earlier writers put every page record before all day records), but
+// readers take them in any order: a page may have days and no page record
+// (it was made during the snapshot, and the log after it holds its
+// events), or a page record and no days.
 //
 // An estimated day record is a day of an estimated page, whose visitors
 // are not kept, only a 32-bit key of each under the page's secret (see
-// memstore.Store.EachEstimatedDay). It counts in days and triples as a day
+// memstore.Store.Dump). It counts in days and triples as a day
 // record does. It must come after its page's record, which it adds to:
 // one that does not (or whose secret is not its page's days') is left
 // out, and the page's ranges are then refused, never wrong.

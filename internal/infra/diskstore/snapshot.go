@@ -24,14 +24,17 @@ type snapshotInfo struct {
 }
 
 // walker is what a snapshot is written from, as memstore.Store walks
-// itself: Each gives an exact page with its visitors, an estimated one with
-// its sketch; EachDay gives every (page, UTC day) with its visitors and
-// when on that day each was seen, and EachEstimatedDay every day of an
-// estimated page, with its visitors' keys.
+// itself, one page at a time: an exact page with its visitors or an
+// estimated one with its sketch, then each of its days, with its visitors
+// and when on that day each was seen, or, for an estimated page, with its
+// visitors' keys. A page's record and its days are of one state: no
+// conversion comes between them.
 type walker interface {
-	Each(fn func(page string, visitors []domain.VisitorID, sketch []byte) error) error
-	EachDay(fn func(page string, day domain.Day, visitors []domain.VisitorID, seen []domain.Seen) error) error
-	EachEstimatedDay(fn func(page string, day domain.Day, secret uint64, keys []uint32, seen []domain.Seen) error) error
+	Dump(
+		onPage func(page string, visitors []domain.VisitorID, sketch []byte) error,
+		onDay func(page string, day domain.Day, visitors []domain.VisitorID, seen []domain.Seen) error,
+		onEstimated func(page string, day domain.Day, secret uint64, keys []uint32, seen []domain.Seen) error,
+	) error
 }
 
 // The kinds of record after a URL.
@@ -68,7 +71,9 @@ func writeSnapshot(dir string, nextLog uint64, mem walker) (snapshotInfo, error)
 	if _, err := w.Write(b); err != nil {
 		return info, err
 	}
-	err = mem.Each(func(page string, visitors []domain.VisitorID, sketch []byte) error {
+	// Each page's days follow its record, in the same walk: it began after
+	// the new log, so it holds every page and day the old logs hold.
+	err = mem.Dump(func(page string, visitors []domain.VisitorID, sketch []byte) error {
 		b = binary.AppendUvarint(b[:0], uint64(len(page)))
 		b = append(b, page...)
 		if sketch != nil {
@@ -102,21 +107,11 @@ func writeSnapshot(dir string, nextLog uint64, mem walker) (snapshotInfo, error)
 		info.pages++
 		_, err := w.Write(binary.LittleEndian.AppendUint32(b[:0], sum))
 		return err
-	})
-	if err != nil {
-		return info, err
-	}
-	// The days after the pages, in the same walk: it began after the new
-	// log, so it holds every day the old logs hold.
-	err = mem.EachDay(func(page string, day domain.Day, visitors []domain.VisitorID, seen []domain.Seen) error {
+	}, func(page string, day domain.Day, visitors []domain.VisitorID, seen []domain.Seen) error {
 		var err error
 		b, err = writeDay(w, b[:0], page, day, visitors, seen, &info)
 		return err
-	})
-	if err != nil {
-		return info, err
-	}
-	err = mem.EachEstimatedDay(func(page string, day domain.Day, secret uint64, keys []uint32, seen []domain.Seen) error {
+	}, func(page string, day domain.Day, secret uint64, keys []uint32, seen []domain.Seen) error {
 		var err error
 		b, err = writeEstimatedDay(w, b[:0], page, day, secret, keys, seen, &info)
 		return err

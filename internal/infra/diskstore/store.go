@@ -47,11 +47,9 @@ type Memory interface {
 	Range(ctx context.Context, page domain.PageURL, periods []domain.Period) (domain.RangeCount, error)
 	PagesIn(ctx context.Context, p domain.Period) ([]domain.PageCount, error)
 	RestoreSketch(ctx context.Context, page domain.PageURL, sketch []byte) error
-	Each(fn func(page string, visitors []domain.VisitorID, sketch []byte) error) error
-	EachDay(fn func(page string, day domain.Day, visitors []domain.VisitorID, seen []domain.Seen) error) error
 	RecordEstimatedDay(ctx context.Context, page domain.PageURL, day domain.Day, secret uint64, keys []uint32, seen []domain.Seen) error
-	EachEstimatedDay(fn func(page string, day domain.Day, secret uint64, keys []uint32, seen []domain.Seen) error) error
 	Pages(ctx context.Context) ([]domain.PageCount, error)
+	walker
 }
 
 // Options configure a Store.

@@ -66,6 +66,10 @@ type timeline struct {
 	// restored is set, with dropped, on a page restored from a sketch,
 	// whose estimated days may follow (see RecordEstimatedDay).
 	restored bool
+	// pinned is set, under mu, while Dump walks the page: no conversion,
+	// giving up of days or removal changes it meanwhile. leaving is set
+	// once a removal has begun, which no pin waits for.
+	pinned, leaving bool
 	// epoch counts the changes of what the days hold (estimated, dropped,
 	// days gone with the retention), so that a range that releases mu
 	// between days sees one.
@@ -129,10 +133,41 @@ func (tl *timeline) drop(a *arena) (bytes, triples int64) {
 func (tl *timeline) giveUp(a *arena) (bytes, triples int64) {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
-	if !tl.estimated || tl.dropped || tl.gone {
+	if !tl.estimated || tl.dropped || tl.gone || tl.pinned {
 		return 0, 0
 	}
 	return tl.drop(a)
+}
+
+// pin marks the page as walked by Dump, unless its removal has begun, and
+// reports whether it did.
+func (tl *timeline) pin() bool {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	if tl.leaving || tl.gone {
+		return false
+	}
+	tl.pinned = true
+	return true
+}
+
+// unpin ends what pin began.
+func (tl *timeline) unpin() {
+	tl.mu.Lock()
+	tl.pinned = false
+	tl.mu.Unlock()
+}
+
+// leave marks the page as being removed, unless Dump is walking it, and
+// reports whether it did.
+func (tl *timeline) leave() bool {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	if tl.pinned {
+		return false
+	}
+	tl.leaving = true
+	return true
 }
 
 // bytes returns what Stats.Bytes counts for the index, days and weeks of
@@ -1030,46 +1065,6 @@ func (s *Store) MakeWeeks(ctx context.Context, today domain.Day) (int, error) {
 		return nil
 	})
 	return made, err
-}
-
-// EachDay calls fn with every day of every page: the page, the UTC day, and
-// its visitors with when they were seen that day, one day at a time, copied
-// under the page's read lock. It stops at fn's first error, which it
-// returns. visitors and seen are reused from one call to the next.
-func (s *Store) EachDay(fn func(page string, day domain.Day, visitors []domain.VisitorID, seen []domain.Seen) error) error {
-	var (
-		vs   []domain.VisitorID
-		seen []domain.Seen
-		keys []uint64 // a page's visitors' table values by ordinal
-	)
-	return s.eachPage(func(url string, p *page) error {
-		tl := &p.days
-		for d := 0; ; d++ {
-			vs, seen = vs[:0], seen[:0]
-			tl.mu.RLock()
-			if d >= len(tl.days) || tl.estimated { // estimated days: see EachEstimatedDay
-				tl.mu.RUnlock()
-				return nil
-			}
-			if d == 0 || len(keys) != tl.index.n { // the page's values by ordinal, anew if it grew
-				keys = slices.Grow(keys[:0], tl.index.n)[:tl.index.n]
-				tl.index.each(func(k uint64, ord uint32) { keys[ord] = k })
-			}
-			day := tl.days[d].day
-			tl.days[d].each(func(o uint32, bits uint16) {
-				v, _ := domain.VisitorFromHash(s.visitorHash(keys[o]))
-				vs = append(vs, v)
-				seen = append(seen, domain.SeenFromBits(bits))
-			})
-			tl.mu.RUnlock()
-			if len(vs) == 0 {
-				continue
-			}
-			if err := fn(url, day, vs, seen); err != nil {
-				return err
-			}
-		}
-	})
 }
 
 // RecordDay adds visitors to one day of page, each seen as seen[i] says,

@@ -9,33 +9,131 @@ import (
 	"github.com/webtracker/tracker/internal/domain"
 )
 
-// Each calls fn with every page and its visitors, one page at a time, in no
-// particular order, and stops at fn's first error, which it returns. It is
-// for writing the store out while it takes writes: each page's visitors are
-// copied under the page's locks (a stripe at a time for a large page), so
-// writers wait for a copy, never for fn. A visitor recorded during the walk
-// may or may not be seen.
+// Dump walks every page once, in no particular order, for a durable store
+// to write the store out while it takes writes: onPage gets the page with
+// its visitors, or, if it is estimated, its sketch marshaled (for
+// RestoreSketch) and visitors nil; then onDay gets each of its exact days,
+// or onEstimated each of its estimated days (see EachDay and
+// EachEstimatedDay), in day order. A nil function is not called. Dump stops
+// at the first error, which it returns.
 //
-// An estimated page has no list of visitors: fn gets its sketch instead,
-// marshaled (for RestoreSketch), and visitors nil.
+// A page is pinned while it is walked: no conversion, giving up of days or
+// removal changes it before its last day is given, so that its record and
+// its days are of one state (a shrink meanwhile passes over it). Writers
+// wait for a copy, never for a function: a page's visitors are copied under
+// its locks (a stripe at a time for a large page), a day under its read
+// lock. A visitor or day recorded during the walk may or may not be given,
+// and so may a day retention drops meanwhile.
 //
-// visitors and sketch are reused from one call of fn to the next: fn must
-// not keep them.
-func (s *Store) Each(fn func(page string, visitors []domain.VisitorID, sketch []byte) error) error {
-	var (
-		buf []domain.VisitorID
-		sk  []byte
-	)
+// The slices given are reused from one call to the next: the functions
+// must not keep them.
+func (s *Store) Dump(
+	onPage func(page string, visitors []domain.VisitorID, sketch []byte) error,
+	onDay func(page string, day domain.Day, visitors []domain.VisitorID, seen []domain.Seen) error,
+	onEstimated func(page string, day domain.Day, secret uint64, keys []uint32, seen []domain.Seen) error,
+) error {
+	var d dumper
 	return s.eachPage(func(key string, p *page) error {
-		var exact bool
-		if buf, exact = p.appendVisitors(buf[:0], s); exact {
-			return fn(key, buf, nil)
+		if !p.days.pin() {
+			return nil // being removed
 		}
-		p.mu.Lock() // a conversion holds it until the sketch is whole
-		sk = p.sketch.appendMarshal(sk[:0])
-		p.mu.Unlock()
-		return fn(key, nil, sk)
+		defer p.days.unpin()
+		if onPage != nil {
+			if err := d.page(s, key, p, onPage); err != nil {
+				return err
+			}
+		}
+		return d.days(s, key, &p.days, onDay, onEstimated)
 	})
+}
+
+// Each calls fn with every page and its visitors, as Dump does.
+func (s *Store) Each(fn func(page string, visitors []domain.VisitorID, sketch []byte) error) error {
+	return s.Dump(fn, nil, nil)
+}
+
+// EachDay calls fn with every exact day of every page: the page, the UTC
+// day, and its visitors with when they were seen that day, as Dump does.
+func (s *Store) EachDay(fn func(page string, day domain.Day, visitors []domain.VisitorID, seen []domain.Seen) error) error {
+	return s.Dump(nil, fn, nil)
+}
+
+// EachEstimatedDay calls fn with every day of every estimated page, as Dump
+// does: the page, the UTC day, the secret its visitors' keys are made with,
+// and the keys with when they were seen that day. It is EachDay for the
+// days that have no visitor ids, only keys (see timeline.estKey).
+func (s *Store) EachEstimatedDay(fn func(page string, day domain.Day, secret uint64, keys []uint32, seen []domain.Seen) error) error {
+	return s.Dump(nil, nil, fn)
+}
+
+// dumper holds the buffers of a Dump, reused from page to page.
+type dumper struct {
+	visitors []domain.VisitorID
+	sketch   []byte
+	seen     []domain.Seen
+	keys     []uint32
+	ords     []uint64 // a page's visitors' index values by ordinal
+}
+
+// page gives fn the visitors of p, or its sketch.
+func (d *dumper) page(s *Store, key string, p *page, fn func(string, []domain.VisitorID, []byte) error) error {
+	var exact bool
+	if d.visitors, exact = p.appendVisitors(d.visitors[:0], s); exact {
+		return fn(key, d.visitors, nil)
+	}
+	p.mu.Lock() // a conversion holds it until the sketch is whole
+	d.sketch = p.sketch.appendMarshal(d.sketch[:0])
+	p.mu.Unlock()
+	return fn(key, nil, d.sketch)
+}
+
+// days gives onDay each exact day of tl, or onEstimated each estimated one,
+// copied under the read lock one at a time. A day is found by its date, not
+// its place, which days retention drops or late views add move meanwhile.
+func (d *dumper) days(s *Store, key string, tl *timeline,
+	onDay func(string, domain.Day, []domain.VisitorID, []domain.Seen) error,
+	onEstimated func(string, domain.Day, uint64, []uint32, []domain.Seen) error,
+) error {
+	d.ords = d.ords[:0]
+	for next := domain.Day(math.MinInt32); ; {
+		d.visitors, d.keys, d.seen = d.visitors[:0], d.keys[:0], d.seen[:0]
+		tl.mu.RLock()
+		i, _ := tl.find(next)
+		estimated := tl.estimated
+		if i >= len(tl.days) || (estimated && onEstimated == nil) || (!estimated && onDay == nil) {
+			tl.mu.RUnlock()
+			return nil
+		}
+		t := &tl.days[i]
+		date, secret := t.day, tl.key
+		if estimated {
+			t.each(func(k uint32, bits uint16) {
+				d.keys, d.seen = append(d.keys, k), append(d.seen, domain.SeenFromBits(bits))
+			})
+		} else {
+			if len(d.ords) != tl.index.n { // anew if the index grew
+				d.ords = slices.Grow(d.ords[:0], tl.index.n)[:tl.index.n]
+				tl.index.each(func(k uint64, ord uint32) { d.ords[ord] = k })
+			}
+			t.each(func(o uint32, bits uint16) {
+				v, _ := domain.VisitorFromHash(s.visitorHash(d.ords[o]))
+				d.visitors, d.seen = append(d.visitors, v), append(d.seen, domain.SeenFromBits(bits))
+			})
+		}
+		tl.mu.RUnlock()
+		next = date + 1
+		var err error
+		switch {
+		case len(d.seen) == 0:
+		case estimated:
+			err = onEstimated(key, date, secret, d.keys, d.seen)
+		default:
+			err = onDay(key, date, d.visitors, d.seen)
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // appendVisitors appends the visitors of p to dst, or reports exact = false
@@ -186,41 +284,6 @@ func (s *Store) RecordAll(ctx context.Context, page domain.PageURL, visitors []d
 		}
 	}
 	return nil
-}
-
-// EachEstimatedDay calls fn with every day of every estimated page: the
-// page, the UTC day, the secret its visitors' keys are made with, and the
-// keys with when they were seen that day, one day at a time, copied under
-// the page's read lock. It is EachDay for the days that have no visitor
-// ids, only keys (see timeline.estKey). It stops at fn's first error,
-// which it returns. keys and seen are reused from one call to the next.
-func (s *Store) EachEstimatedDay(fn func(page string, day domain.Day, secret uint64, keys []uint32, seen []domain.Seen) error) error {
-	var (
-		keys []uint32
-		seen []domain.Seen
-	)
-	return s.eachPage(func(url string, p *page) error {
-		tl := &p.days
-		for d := 0; ; d++ {
-			keys, seen = keys[:0], seen[:0]
-			tl.mu.RLock()
-			if !tl.estimated || d >= len(tl.days) {
-				tl.mu.RUnlock()
-				return nil
-			}
-			day, secret := tl.days[d].day, tl.key
-			tl.days[d].each(func(k uint32, bits uint16) {
-				keys, seen = append(keys, k), append(seen, domain.SeenFromBits(bits))
-			})
-			tl.mu.RUnlock()
-			if len(keys) == 0 {
-				continue
-			}
-			if err := fn(url, day, secret, keys, seen); err != nil {
-				return err
-			}
-		}
-	})
 }
 
 // RecordEstimatedDay adds the keys of one day of an estimated page, each

@@ -252,3 +252,69 @@ func TestRestoreSketchRejectsBadData(t *testing.T) {
 		t.Errorf("the good one: %v", err)
 	}
 }
+
+// TestDumpPinsThePage: while Dump walks a page, a conversion, giving up
+// its days or removing it is refused, so its record and its days are of
+// one state (exact here), and once the walk is over all three work again.
+// Days are found by date: one dropped by retention or added late during
+// the walk makes Dump skip no day after it and give no day twice.
+func TestDumpPinsThePage(t *testing.T) {
+	t.Parallel()
+	s := New()
+	page := pageN(t, 1)
+	want := map[domain.Day]int{}
+	for d := 1; d <= 6; d++ {
+		for v := range 50 * d {
+			recordAt(t, s, page, visitorN(t, v), dayN(d))
+		}
+		want[domain.DayOf(dayN(d))] = 50 * d
+	}
+	key := page.String()
+	p := s.lookup(key)
+	c := candidate{sh: s.shardOf(key), key: key, p: p}
+	got := map[domain.Day]int{}
+	err := s.Dump(func(_ string, visitors []domain.VisitorID, sketch []byte) error {
+		if sketch != nil || len(visitors) != 300 {
+			t.Errorf("the page's record: %d visitors, sketch %v; want 300 exact", len(visitors), sketch != nil)
+		}
+		s.convert(p, true)
+		s.convert(p, false)
+		p.days.giveUp(s.arena)
+		if s.remove(c) {
+			t.Error("remove of the page Dump walks succeeded")
+		}
+		return nil
+	}, func(_ string, day domain.Day, visitors []domain.VisitorID, _ []domain.Seen) error {
+		if _, twice := got[day]; twice {
+			t.Errorf("day %v given twice", day)
+		}
+		got[day] = len(visitors)
+		switch day {
+		case domain.DayOf(dayN(1)): // days 1 and 2 go: day 3 comes next
+			s.DropDays(domain.DayOf(dayN(3)))
+			delete(want, domain.DayOf(dayN(2)))
+		case domain.DayOf(dayN(3)): // a day before it comes in: day 4 next
+			recordAt(t, s, page, visitorN(t, 1), dayN(2))
+		}
+		return nil
+	}, func(string, domain.Day, uint64, []uint32, []domain.Seen) error {
+		t.Error("Dump gave an estimated day of a page whose record is exact")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("Dump gave days %v, want %v", got, want)
+	}
+	if p.sketched.Load() {
+		t.Fatal("the page was converted during the walk")
+	}
+	s.convert(p, true)
+	if !p.sketched.Load() {
+		t.Error("the page could not be converted after the walk")
+	}
+	if !s.remove(c) || s.lookup(key) != nil {
+		t.Error("the page could not be removed after the walk")
+	}
+}

@@ -153,8 +153,9 @@ func (s *Store) shrink() {
 		if s.used() <= target {
 			return
 		}
-		s.remove(c)
-		s.evicted.Add(1)
+		if s.remove(c) {
+			s.evicted.Add(1)
+		}
 	}
 }
 
@@ -193,12 +194,15 @@ func (s *Store) candidates(minVisitors int64) []candidate {
 }
 
 // remove takes the page of c out of its shard and frees it, if it is still
-// there.
-func (s *Store) remove(c candidate) {
+// there and Dump is not walking it, and reports whether it did.
+func (s *Store) remove(c candidate) bool {
+	if !c.p.days.leave() {
+		return false
+	}
 	c.sh.mu.Lock()
 	if c.sh.pages[c.key] != c.p {
 		c.sh.mu.Unlock()
-		return
+		return false
 	}
 	delete(c.sh.pages, c.key)
 	c.sh.mu.Unlock()
@@ -210,6 +214,7 @@ func (s *Store) remove(c candidate) {
 	if c.p.sketched.Load() {
 		s.estimated.Add(-1)
 	}
+	return true
 }
 
 // Expire removes the pages that have had no event for ttl or longer, as of
@@ -224,8 +229,7 @@ func (s *Store) Expire(now time.Time, ttl time.Duration) int {
 	removed := 0
 	for _, c := range s.candidates(0) {
 		// Read again: an event may have come since the list was made.
-		if c.seen < cutoff && c.p.seen.Load() < cutoff {
-			s.remove(c)
+		if c.seen < cutoff && c.p.seen.Load() < cutoff && s.remove(c) {
 			removed++
 		}
 	}

@@ -600,8 +600,8 @@ func (p *page) addSketch(v uint64) (added int64) {
 
 // convert moves the page's visitors into a sketch in the arena of s, whose
 // estimate starts at their exact number, and reports how many bytes that
-// saved (negative if it cost). A sketched or removed page is left as it is
-// (ok = false).
+// saved (negative if it cost). A sketched or removed page, or one Dump is
+// walking, is left as it is (ok = false).
 func (p *page) convert(s *Store, days bool) (saved int64, ok bool) {
 	// The index's visitors go into the sketch too, and the index goes:
 	// that is where a page with times keeps its visitors. The days stay,
@@ -610,7 +610,7 @@ func (p *page) convert(s *Store, days bool) (saved int64, ok bool) {
 	defer p.days.mu.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.sketched.Load() || p.removed.Load() {
+	if p.sketched.Load() || p.removed.Load() || p.days.pinned {
 		return 0, false
 	}
 	sk := newSketch(s.arena)
