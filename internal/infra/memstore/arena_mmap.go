@@ -115,18 +115,21 @@ func refTo(b []uint64) tableRef { return tableRef{uintptr(unsafe.Pointer(unsafe.
 // happens to the arena's blocks.
 func (r tableRef) ptr() unsafe.Pointer { return *(*unsafe.Pointer)(unsafe.Pointer(&r.addr)) }
 
-// extent is a free block, known by its chunk and offset.
-type extent struct {
-	c   *chunk
-	off int
-}
+// extent is a free block, known by the number of its chunk (see
+// chunks.shared) and its offset: with no pointer in them, the bins, which
+// hold tens of thousands under ingest, are not scanned by the garbage
+// collector.
+type extent struct{ chunk, off uint32 }
 
 // chunks are the mappings of an arena, by address: what its cleanup unmaps.
-type chunks struct{ all []*chunk }
+// shared are the ones blocks are cut from, by number (chunk.id), which stay
+// mapped as long as the arena.
+type chunks struct{ all, shared []*chunk }
 
 // chunk is one mapping of an arena.
 type chunk struct {
 	mem       []byte // as syscall.Mmap returned it
+	id        uint32 // its number in chunks.shared, if shared
 	cut       int    // bytes cut from the start so far; beyond, never used
 	populated int    // bytes from the start made resident ahead of use
 	// The rest is nil for a mapping that holds a single block.
@@ -249,19 +252,19 @@ func (a *arena) take(size int) (p unsafe.Pointer, reused bool, ahead []byte) {
 	size = (size + lineSize - 1) / lineSize * lineSize
 	if lines := size / lineSize; lines <= keptLines && len(a.kept[lines-1]) > 0 {
 		k := a.kept[lines-1]
-		e := k[len(k)-1]
+		c, off := a.chunks.at(k[len(k)-1])
 		a.kept[lines-1] = k[:len(k)-1]
-		a.hold(e.c, e.off, size)
-		return unsafe.Pointer(&e.c.mem[e.off]), true, nil
+		a.hold(c, off, size)
+		return unsafe.Pointer(&c.mem[off]), true, nil
 	}
 	if e, free, ok := a.fit(size); ok {
-		c := e.c
-		a.unfree(c, e.off, free)
+		c, off := a.chunks.at(e)
+		a.unfree(c, off, free)
 		if free > size {
-			a.addFree(c, e.off+size, free-size)
+			a.addFree(c, off+size, free-size)
 		}
-		a.hold(c, e.off, size)
-		return unsafe.Pointer(&c.mem[e.off]), true, nil
+		a.hold(c, off, size)
+		return unsafe.Pointer(&c.mem[off]), true, nil
 	}
 	if a.wild == nil || a.wild.cut+size > len(a.wild.mem) {
 		if c := a.wild; c != nil && c.cut < len(c.mem) {
@@ -321,7 +324,7 @@ func (a *arena) top(b int) (e extent, free int, ok bool) {
 	bin := a.bins[b]
 	for ; len(bin) > 0; bin = bin[:len(bin)-1] {
 		e := bin[len(bin)-1]
-		if free, ok := e.c.free[uint32(e.off)]; ok && binOf(int(free)) == b {
+		if free, ok := a.chunks.shared[e.chunk].free[e.off]; ok && binOf(int(free)) == b {
 			break
 		}
 	}
@@ -330,7 +333,7 @@ func (a *arena) top(b int) (e extent, free int, ok bool) {
 		return extent{}, 0, false
 	}
 	e = bin[len(bin)-1]
-	return e, int(e.c.free[uint32(e.off)]), true
+	return e, int(a.chunks.shared[e.chunk].free[e.off]), true
 }
 
 // setBin sets bin b to bin, a prefix of it or an extension by one entry.
@@ -368,7 +371,7 @@ func (a *arena) free(t []uint64) {
 		off := c.offset(p)
 		a.unhold(c, off, size)
 		if lines := size / lineSize; lines <= keptLines && len(a.kept[lines-1]) < keptMax {
-			k := append(a.kept[lines-1], extent{c, off})
+			k := append(a.kept[lines-1], c.extent(off))
 			a.keptCap += cap(k) - cap(a.kept[lines-1])
 			a.kept[lines-1] = k
 		} else {
@@ -403,7 +406,8 @@ func (a *arena) merge(c *chunk, off, size int) {
 func (a *arena) drain() {
 	for i, k := range a.kept {
 		for _, e := range k {
-			a.merge(e.c, e.off, (i+1)*lineSize)
+			c, off := a.chunks.at(e)
+			a.merge(c, off, (i+1)*lineSize)
 		}
 		a.kept[i] = k[:0]
 	}
@@ -425,7 +429,7 @@ func (a *arena) addFree(c *chunk, off, size int) {
 		a.rebin(false) // stale entries buried under live ones
 	}
 	b := binOf(size)
-	a.setBin(b, append(a.bins[b], extent{c, off}))
+	a.setBin(b, append(a.bins[b], c.extent(off)))
 }
 
 // unfree forgets the free block of size bytes at off in c. a.mu is held.
@@ -465,7 +469,7 @@ func (a *arena) rebin(fresh bool) {
 		for off, size := range c.free {
 			off, size := int(off), int(size)
 			b := binOf(size)
-			a.setBin(b, append(a.bins[b], extent{c, off}))
+			a.setBin(b, append(a.bins[b], c.extent(off)))
 		}
 	}
 }
@@ -506,11 +510,11 @@ func (a *arena) unhold(c *chunk, off, size int) {
 // The free lists live on the Go heap: each free block has an entry in each
 // of its chunk's two maps (8 bytes in a table between 7/16 and 7/8 full,
 // and a control byte: about 14 bytes), and at least one in its bin's stack
-// (16 bytes). A store whose tables come and go by the hundred thousand
+// (8 bytes). A store whose tables come and go by the hundred thousand
 // (pages turned into sketches and their days given up under the memory
 // limit) keeps megabytes of them. They count for their peaks and
 // capacities (see chunk.peak), twice for the garbage collector's headroom.
-const mapMeta, binMeta = 2 * 2 * 14, 2 * 16
+const mapMeta, binMeta = 2 * 2 * 14, 2 * int(unsafe.Sizeof(extent{}))
 
 // publishSlack sets a.slack, after each alloc and free: the bytes that
 // live blocks share with free space on their pages, and the arena's lists
@@ -566,6 +570,12 @@ func populate(b []byte) error {
 // binOf returns the bin of a free block of size bytes.
 func binOf(size int) int { return bits.Len(uint(size/lineSize)) - 1 }
 
+// extent returns the free block at off in c.
+func (c *chunk) extent(off int) extent { return extent{c.id, uint32(off)} }
+
+// at returns the chunk and offset of e.
+func (cs *chunks) at(e extent) (*chunk, int) { return cs.shared[e.chunk], int(e.off) }
+
 // offset returns the offset of p in c.
 func (c *chunk) offset(p unsafe.Pointer) int {
 	return int(uintptr(p) - uintptr(unsafe.Pointer(&c.mem[0])))
@@ -593,6 +603,8 @@ func (cs *chunks) add(size int, shared bool) *chunk {
 		pages := size / pageSize
 		c.free, c.ends = make(map[uint32]uint32), make(map[uint32]uint32)
 		c.live, c.pending = make([]uint32, pages), make([]bool, pages)
+		c.id = uint32(len(cs.shared))
+		cs.shared = append(cs.shared, c)
 	}
 	i, _ := slices.BinarySearchFunc(cs.all, c, compareChunks)
 	cs.all = slices.Insert(cs.all, i, c)
@@ -630,7 +642,7 @@ func (cs *chunks) unmap() {
 	for _, c := range cs.all {
 		_ = syscall.Munmap(c.mem)
 	}
-	cs.all = nil
+	cs.all, cs.shared = nil, nil
 }
 
 // compareChunks orders chunks by address.

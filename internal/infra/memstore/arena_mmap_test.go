@@ -3,6 +3,7 @@
 package memstore
 
 import (
+	"reflect"
 	"runtime"
 	"testing"
 	"time"
@@ -232,4 +233,44 @@ func TestArenaKeepsHeapBlocks(t *testing.T) {
 		}
 	}
 	t.Error("a block from the Go heap stayed alive after it was freed")
+}
+
+// TestNoPointersToScan: what the store keeps by the million or the ten
+// thousand on the Go heap, a page's list of days and the arena's lists of
+// free blocks, holds no pointer, so the garbage collector marks it without
+// scanning it (see tableRef and extent).
+func TestNoPointersToScan(t *testing.T) {
+	t.Parallel()
+	if pointerIn(reflect.TypeFor[[2]struct {
+		n, p uintptr
+		c    *chunk
+	}]()) == "" {
+		t.Fatal("pointerIn misses a pointer")
+	}
+	for _, typ := range []reflect.Type{reflect.TypeFor[dayTable](), reflect.TypeFor[extent]()} {
+		if path := pointerIn(typ); path != "" {
+			t.Errorf("%v holds a pointer: %s", typ, path)
+		}
+	}
+}
+
+// pointerIn returns where typ holds a pointer, or "" if nowhere.
+func pointerIn(typ reflect.Type) string {
+	switch typ.Kind() {
+	case reflect.Struct:
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			if path := pointerIn(f.Type); path != "" {
+				return f.Name + "." + path
+			}
+		}
+		return ""
+	case reflect.Array:
+		return pointerIn(typ.Elem())
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64, reflect.Complex64, reflect.Complex128:
+		return ""
+	}
+	return typ.String()
 }
