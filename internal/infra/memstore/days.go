@@ -914,18 +914,21 @@ func (t *dayTable) scan(sp domain.Span, all *bitmap, cur bitmap) (inAll, inCur i
 // orInto sets in b the bit of every ordinal plus one of t, and bit 0 for
 // each empty entry: scan for a whole day, counting nothing, for makeWeek.
 func (t *dayTable) orInto(b *bitmap) {
-	w, bits := t.words(), *b
-	for line := 0; line < len(w); line += 4 * lineSlots {
-		l := w[line : line+3*dayPerLine : line+3*dayPerLine]
-		for j := 0; j < len(l); j += 3 {
-			e := uint32(l[j]) | uint32(l[j+1])<<16
-			if int(e>>6) >= len(bits) {
+	bs := unsafe.Slice((*byte)(t.block.ptr()), 8*int(t.lines)*lineSlots)
+	a := *b
+	for line := 0; line+lineSlots*8 <= len(bs); line += lineSlots * 8 {
+		l := bs[line : line+lineSlots*8 : line+lineSlots*8]
+		for off := 0; off < 6*dayPerLine; off += 6 {
+			e := binary.LittleEndian.Uint32(l[off:])
+			w := int(e >> 6)
+			if w >= len(a) {
 				b.add(e) // an ordinal numbered after the bitmap was made
-				bits = *b
+				a = *b
 			}
-			bits[e>>6] |= 1 << (e & 63)
+			a[w] |= 1 << (e & 63)
 		}
 	}
+	*b = a
 }
 
 // estimatedScan adds to all, and to cur if not nil, the keys of the
