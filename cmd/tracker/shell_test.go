@@ -432,3 +432,22 @@ func specOperations(t *testing.T, doc string) []string {
 	slices.Sort(ops)
 	return ops
 }
+
+// TestHeadAnswersAsGet: every GET of the OpenAPI document answers HEAD too,
+// as it says, with the status and content type of the GET and no body.
+func TestHeadAnswersAsGet(t *testing.T) {
+	t.Parallel()
+	tracker := start(t, nil)
+	for _, op := range specOperations(t, string(api.OpenAPI)) {
+		path, ok := strings.CutPrefix(op, "get ")
+		if !ok {
+			continue
+		}
+		get, getHeader, _ := tracker.do(t, "GET", path, "", "")
+		head, headHeader, body := tracker.do(t, "HEAD", path, "", "")
+		if head != get || headHeader.Get("Content-Type") != getHeader.Get("Content-Type") || body != "" {
+			t.Errorf("HEAD %s: %d %q with a body of %d bytes; GET: %d %q", path,
+				head, headHeader.Get("Content-Type"), len(body), get, getHeader.Get("Content-Type"))
+		}
+	}
+}
