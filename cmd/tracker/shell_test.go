@@ -18,10 +18,12 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -449,5 +451,44 @@ func TestHeadAnswersAsGet(t *testing.T) {
 			t.Errorf("HEAD %s: %d %q with a body of %d bytes; GET: %d %q", path,
 				head, headHeader.Get("Content-Type"), len(body), get, getHeader.Get("Content-Type"))
 		}
+	}
+}
+
+// TestServerOwnAnswers: what the README says of the two answers Go's HTTP
+// server gives itself: 431 for headers past -max-header-bytes, 400 for a
+// request it cannot parse, plain text, the connection closed, and nothing
+// counted.
+func TestServerOwnAnswers(t *testing.T) {
+	t.Parallel()
+	tracker := start(t, nil, "-max-header-bytes", "1024")
+	const page = "https://example.com/own-answers"
+	event := `{"visitor_id":"v1","url":"` + page + `"}`
+	post := func(extra string) string {
+		return "POST /api/v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + extra +
+			"Content-Length: " + strconv.Itoa(len(event)) + "\r\n\r\n" + event
+	}
+	for _, c := range []struct{ name, request, status string }{
+		{"headers too large", post("X-Pad: " + strings.Repeat("a", 8<<10) + "\r\n"), "431"},
+		{"a bad header line", post("no colon here\r\n"), "400"},
+	} {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(tracker.base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(conn, c.request); err != nil {
+			t.Fatal(err)
+		}
+		answer, err := io.ReadAll(conn) // until the server closes
+		conn.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if !strings.HasPrefix(string(answer), "HTTP/1.1 "+c.status+" ") || !strings.Contains(string(answer), "text/plain") {
+			t.Errorf("%s: answered %q, want a plain-text %s", c.name, answer, c.status)
+		}
+	}
+	if status, _, body := tracker.do(t, "GET", "/api/v1/visitors?url="+url.QueryEscape(page), "", ""); status != http.StatusOK || !strings.Contains(body, `"visitors":0`) {
+		t.Errorf("the page after both: %d %s, want 0 visitors", status, body)
 	}
 }
