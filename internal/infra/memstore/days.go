@@ -66,10 +66,11 @@ type timeline struct {
 	// restored is set, with dropped, on a page restored from a sketch,
 	// whose estimated days may follow (see RecordEstimatedDay).
 	restored bool
-	// pinned is set, under mu, while Dump walks the page: no conversion,
+	// pins counts, under mu, the Dumps walking the page: no conversion,
 	// giving up of days or removal changes it meanwhile. leaving is set
 	// once a removal has begun, which no pin waits for.
-	pinned, leaving bool
+	pins    uint16
+	leaving bool
 	// epoch counts the changes of what the days hold (estimated, dropped,
 	// days gone with the retention), so that a range that releases mu
 	// between days sees one.
@@ -129,14 +130,15 @@ func (tl *timeline) drop(a *arena) (bytes, triples int64) {
 
 // giveUp drops the days of an estimated timeline (a sketch's, whose
 // all-time count needs none of them) and reports their bytes and (visitor,
-// day); it leaves any other as it is.
-func (tl *timeline) giveUp(a *arena) (bytes, triples int64) {
+// day); it leaves any other as it is, or one Dump is walking (ok = false).
+func (tl *timeline) giveUp(a *arena) (bytes, triples int64, ok bool) {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
-	if !tl.estimated || tl.dropped || tl.gone || tl.pinned {
-		return 0, 0
+	if !tl.estimated || tl.dropped || tl.gone || tl.pins > 0 {
+		return 0, 0, false
 	}
-	return tl.drop(a)
+	bytes, triples = tl.drop(a)
+	return bytes, triples, true
 }
 
 // pin marks the page as walked by Dump, unless its removal has begun, and
@@ -147,14 +149,14 @@ func (tl *timeline) pin() bool {
 	if tl.leaving || tl.gone {
 		return false
 	}
-	tl.pinned = true
+	tl.pins++
 	return true
 }
 
 // unpin ends what pin began.
 func (tl *timeline) unpin() {
 	tl.mu.Lock()
-	tl.pinned = false
+	tl.pins--
 	tl.mu.Unlock()
 }
 
@@ -163,7 +165,7 @@ func (tl *timeline) unpin() {
 func (tl *timeline) leave() bool {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
-	if tl.pinned {
+	if tl.pins > 0 {
 		return false
 	}
 	tl.leaving = true

@@ -205,8 +205,10 @@ func (s *Store) Pages(ctx context.Context) ([]domain.PageCount, error) {
 // scrambles differ), so if the page has visitors already, which only a page
 // identity rule turned on since the sketch was written can bring about (by
 // making two pages one), the page keeps whichever of the two counts more:
-// an undercount of that page, never an overcount. Malformed data is rejected
-// with an error that matches domain.ErrInvalid; ctx is unused, as in Record.
+// an undercount of that page, never an overcount. It is for a store not yet
+// dumped: a page Dump is walking is left as it is, with an error. Malformed
+// data is rejected with an error that matches domain.ErrInvalid; ctx is
+// unused, as in Record.
 func (s *Store) RestoreSketch(ctx context.Context, page domain.PageURL, data []byte) error {
 	if page.IsZero() {
 		return fmt.Errorf("memstore: restore a sketch of a zero page: %w", domain.ErrInvalid)
@@ -227,7 +229,8 @@ func (s *Store) RestoreSketch(ctx context.Context, page domain.PageURL, data []b
 	fresh := len(p.days.days) == 0 && !p.days.dropped
 	p.days.mu.RUnlock()
 	grown := int64(0)
-	if saved, ok := p.convert(s, false); ok { // its days go below
+	saved, ok := p.convert(s, false) // its days go below
+	if ok {
 		grown -= saved
 		s.estimated.Add(1)
 	}
@@ -237,6 +240,14 @@ func (s *Store) RestoreSketch(ctx context.Context, page domain.PageURL, data []b
 	// up). Days the page had already (two URLs made one) are not the
 	// sketch's: they go, and the sketch's with them.
 	p.days.mu.Lock()
+	if p.days.pins > 0 || !p.sketched.Load() {
+		// A store is restored before it is dumped: a page that Dump walks,
+		// or that was removed meanwhile, is left as it is.
+		p.days.mu.Unlock()
+		sk.release(s.arena)
+		s.grew(grown)
+		return fmt.Errorf("memstore: restore a sketch of %s while it is dumped or removed", key)
+	}
 	if !p.days.gone {
 		bytes, triples := p.days.drop(s.arena)
 		grown -= bytes

@@ -253,9 +253,10 @@ func TestRestoreSketchRejectsBadData(t *testing.T) {
 	}
 }
 
-// TestDumpPinsThePage: while Dump walks a page, a conversion, giving up
-// its days or removing it is refused, so its record and its days are of
-// one state (exact here), and once the walk is over all three work again.
+// TestDumpPinsThePage: while Dump walks a page (or two Dumps do), a
+// conversion, giving up its days, removing it or restoring a sketch into
+// it is refused, so its record and its days are of one state (exact here),
+// and once the walk is over they work again.
 // Days are found by date: one dropped by retention or added late during
 // the walk makes Dump skip no day after it and give no day twice.
 func TestDumpPinsThePage(t *testing.T) {
@@ -269,6 +270,12 @@ func TestDumpPinsThePage(t *testing.T) {
 		}
 		want[domain.DayOf(dayN(d))] = 50 * d
 	}
+	other := NewWith(Options{Approximate: true}) // a sketch of more visitors than the page's
+	for v := range 1000 {
+		record(t, other, page, visitorN(t, v))
+	}
+	var marshaled []byte
+	_ = other.Each(func(_ string, _ []domain.VisitorID, sk []byte) error { marshaled = slices.Clone(sk); return nil })
 	key := page.String()
 	p := s.lookup(key)
 	c := candidate{sh: s.shardOf(key), key: key, p: p}
@@ -277,11 +284,21 @@ func TestDumpPinsThePage(t *testing.T) {
 		if sketch != nil || len(visitors) != 300 {
 			t.Errorf("the page's record: %d visitors, sketch %v; want 300 exact", len(visitors), sketch != nil)
 		}
+		// A second Dump meanwhile pins the page too, and unpins only its
+		// own pin.
+		if err := s.Each(func(string, []domain.VisitorID, []byte) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
 		s.convert(p, true)
 		s.convert(p, false)
-		p.days.giveUp(s.arena)
+		if _, _, ok := p.days.giveUp(s.arena); ok {
+			t.Error("giveUp of the page Dump walks succeeded")
+		}
 		if s.remove(c) {
 			t.Error("remove of the page Dump walks succeeded")
+		}
+		if err := s.RestoreSketch(context.Background(), page, marshaled); err == nil {
+			t.Error("RestoreSketch of the page Dump walks succeeded")
 		}
 		return nil
 	}, func(_ string, day domain.Day, visitors []domain.VisitorID, _ []domain.Seen) error {

@@ -108,10 +108,11 @@ func (s *Store) shrink() {
 		if s.used() <= target {
 			return
 		}
-		bytes, triples := c.p.days.giveUp(s.arena)
-		s.bytes.Add(-bytes)
-		s.triples.Add(-triples)
-		s.daysGivenUp.Add(1)
+		if bytes, triples, ok := c.p.days.giveUp(s.arena); ok {
+			s.bytes.Add(-bytes)
+			s.triples.Add(-triples)
+			s.daysGivenUp.Add(1)
+		}
 	}
 	// Then the exact pages too small alone for a sketch but not with their
 	// days (a flood of pages each with a few hundred visitors, each on a

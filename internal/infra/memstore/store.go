@@ -610,7 +610,7 @@ func (p *page) convert(s *Store, days bool) (saved int64, ok bool) {
 	defer p.days.mu.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.sketched.Load() || p.removed.Load() || p.days.pinned {
+	if p.sketched.Load() || p.removed.Load() || p.days.pins > 0 {
 		return 0, false
 	}
 	sk := newSketch(s.arena)
