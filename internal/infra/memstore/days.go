@@ -488,6 +488,13 @@ func (t *dayTable) words() []uint16 {
 	return unsafe.Slice((*uint16)(t.block.ptr()), 4*int(t.lines)*lineSlots)
 }
 
+// raw returns t's block as bytes, for the scans that read an entry (and
+// two bytes of the next) in one little-endian load: entry i of a line is
+// at byte 6*i of it.
+func (t *dayTable) raw() []byte {
+	return unsafe.Slice((*byte)(t.block.ptr()), 8*int(t.lines)*lineSlots)
+}
+
 func dayAt(i int) int { return i/dayPerLine*(4*lineSlots) + i%dayPerLine*3 }
 
 // ordHome returns the home entry of ordinal o in a table of size entries:
@@ -885,7 +892,7 @@ func (tl *timeline) estimatedUnion(ctx context.Context, s *Store, periods []doma
 // the span, or empty, goes to bit 0: the loop has no branch but the
 // bitmaps' bounds.
 func (t *dayTable) scan(sp domain.Span, all *bitmap, cur bitmap) (inAll, inCur int64) {
-	bs := unsafe.Slice((*byte)(t.block.ptr()), 8*int(t.lines)*lineSlots)
+	bs := t.raw()
 	from, to := int64(sp.From), int64(sp.To)
 	a := *all
 	for line := 0; line+lineSlots*8 <= len(bs); line += lineSlots * 8 {
@@ -916,7 +923,7 @@ func (t *dayTable) scan(sp domain.Span, all *bitmap, cur bitmap) (inAll, inCur i
 // orInto sets in b the bit of every ordinal plus one of t, and bit 0 for
 // each empty entry: scan for a whole day, counting nothing, for makeWeek.
 func (t *dayTable) orInto(b *bitmap) {
-	bs := unsafe.Slice((*byte)(t.block.ptr()), 8*int(t.lines)*lineSlots)
+	bs := t.raw()
 	a := *b
 	for line := 0; line+lineSlots*8 <= len(bs); line += lineSlots * 8 {
 		l := bs[line : line+lineSlots*8 : line+lineSlots*8]
@@ -936,7 +943,7 @@ func (t *dayTable) orInto(b *bitmap) {
 // estimatedScan adds to all, and to cur if not nil, the keys of the
 // visitors of t seen in span sp, read as scan reads them.
 func (t *dayTable) estimatedScan(sp domain.Span, all, cur *sketch) {
-	bs := unsafe.Slice((*byte)(t.block.ptr()), 8*int(t.lines)*lineSlots)
+	bs := t.raw()
 	from, to := uint64(sp.From), uint64(sp.To)
 	for line := 0; line+lineSlots*8 <= len(bs); line += lineSlots * 8 {
 		l := bs[line : line+lineSlots*8 : line+lineSlots*8]
