@@ -99,9 +99,9 @@ type arena struct {
 // entries are most of a store's Go heap, and with a pointer in each, the
 // garbage collector scanned them all on every cycle (a sixth of its work
 // under ingest-timed: 4.4 ms a cycle, 3.7 without) to find pointers it
-// does not follow anyway, the arena's
-// mappings not being its heap. An address is not a pointer to it: the
-// entries are marked without being scanned. The block must come from an
+// does not follow anyway, the arena's mappings not being its heap. An
+// address is not a pointer to it: the entries are marked without being
+// scanned. The block must come from an
 // arena, not a nil one, which keeps a block it had to take from the Go heap
 // (see arena.heap).
 type tableRef struct{ addr uintptr }

@@ -12,10 +12,12 @@ import (
 // Dump walks every page once, in no particular order, for a durable store
 // to write the store out while it takes writes: onPage gets the page with
 // its visitors, or, if it is estimated, its sketch marshaled (for
-// RestoreSketch) and visitors nil; then onDay gets each of its exact days,
-// or onEstimated each of its estimated days (see EachDay and
-// EachEstimatedDay), in day order. A nil function is not called. Dump stops
-// at the first error, which it returns.
+// RestoreSketch) and visitors nil; then, in day order, onDay gets each of
+// its exact days (the UTC day, its visitors and when on it each was seen),
+// or onEstimated each of its estimated days (the UTC day, the secret the
+// page's keys are made with, see timeline.estKey, and the keys with when
+// each was seen). A nil function is not called. Dump stops at the first
+// error, which it returns.
 //
 // A page is pinned while it is walked: no conversion, giving up of days or
 // removal changes it before its last day is given, so that its record and
